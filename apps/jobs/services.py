@@ -1,0 +1,193 @@
+"""Job life cycle: create (web), start/progress/finish (worker), cancel, sweep.
+
+Each change is saved first and published after commit, so a page that reloads
+always shows at least what the WebSocket said."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.jobs.events import send_to_group
+from apps.jobs.models import Job, JobStatus, job_group
+
+logger = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):  # noqa: N818  (a signal, not an error)
+    """Raised inside a task when its user asked to stop."""
+
+
+@dataclass(frozen=True)
+class JobKind:
+    task_name: str
+    queue: str
+    clean_params: Callable[[dict], dict]
+    label: str
+
+
+JOB_KINDS: dict[str, JobKind] = {}
+
+
+def register_job_kind(kind: str, kind_spec: JobKind) -> None:
+    JOB_KINDS[kind] = kind_spec
+
+
+def _clean_count_params(params: dict) -> dict:
+    try:
+        n = int(params.get("n", 20))
+        delay = float(params.get("delay", 0.2))
+    except (TypeError, ValueError):
+        raise ValidationError("n must be a whole number and delay a number of seconds") from None
+    if not 1 <= n <= 1000:
+        raise ValidationError("n must be between 1 and 1000")
+    if not 0 <= delay <= 5:
+        raise ValidationError("delay must be between 0 and 5 seconds")
+    return {"n": n, "delay": delay}
+
+
+register_job_kind("count", JobKind("workers.cpu.count_to", "cpu", _clean_count_params, "Count to N"))
+
+
+def publish_job(job: Job) -> None:
+    transaction.on_commit(lambda: send_to_group(job_group(job.pk), {"type": "job.update", "job_id": job.pk}))
+
+
+def create_job(owner, kind: str, params: dict | None = None) -> Job:
+    """Validate, save, and enqueue after commit."""
+    from config.celery import app as celery_app
+
+    if kind not in JOB_KINDS:
+        raise ValidationError(f"Unknown job kind {kind!r}")
+    spec = JOB_KINDS[kind]
+    cleaned = spec.clean_params(params or {})
+    with transaction.atomic():
+        job = Job.objects.create(owner=owner, kind=kind, queue=spec.queue, params=cleaned)
+        transaction.on_commit(lambda: celery_app.send_task(spec.task_name, args=[job.pk], queue=spec.queue))
+    return job
+
+
+def queue_position(job: Job) -> int | None:
+    """1 = next to run. None once the job has left the queue."""
+    if job.status != JobStatus.QUEUED:
+        return None
+    ahead = Job.objects.filter(queue=job.queue, created_at__lt=job.created_at)
+    ahead = ahead.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).count()
+    return ahead + 1
+
+
+def start_job(job_id: int) -> Job | None:
+    """Mark a job running for this attempt. Returns None when there is nothing to do:
+    the job is gone, finished already (a duplicate delivery), or out of attempts."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.is_finished:
+            return None
+        if job.cancel_requested:
+            _finish(job, JobStatus.CANCELLED, error="Cancelled before it started.")
+            return None
+        job.attempts += 1
+        if job.attempts > settings.JOB_MAX_ATTEMPTS:
+            error = f"Gave up after {job.attempts - 1} attempts (the worker kept stopping)."
+            _finish(job, JobStatus.FAILED, error=error)
+            return None
+        now = timezone.now()
+        job.status = JobStatus.RUNNING
+        job.started_at = job.started_at or now
+        job.heartbeat_at = now
+        if job.attempts > 1:
+            job.progress_message = f"Retrying (attempt {job.attempts}) after the worker stopped."
+        job.save()
+        publish_job(job)
+        return job
+
+
+def report_progress(job: Job, fraction: float, message: str = "") -> None:
+    """Save progress and a heartbeat; raise JobCancelled if the user asked to stop."""
+    job.progress = max(0.0, min(1.0, fraction))
+    job.progress_message = message[:200]
+    job.heartbeat_at = timezone.now()
+    Job.objects.filter(pk=job.pk).update(
+        progress=job.progress, progress_message=job.progress_message, heartbeat_at=job.heartbeat_at
+    )
+    publish_job(job)
+    if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
+        raise JobCancelled
+
+
+def _finish(job: Job, status: str, result: Any = None, error: str = "") -> None:
+    job.status = status
+    job.result = result
+    job.error = error[:5000]
+    job.finished_at = timezone.now()
+    if status == JobStatus.SUCCEEDED:
+        job.progress = 1.0
+    job.save()
+    publish_job(job)
+
+
+def finish_job(job: Job, result: Any) -> None:
+    _finish(job, JobStatus.SUCCEEDED, result=result)
+
+
+def fail_job(job: Job, error: str) -> None:
+    _finish(job, JobStatus.FAILED, error=error)
+
+
+def cancel_job(job: Job) -> Job:
+    """Queued jobs stop at once; running ones at their next progress report."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.is_finished:
+            return job
+        job.cancel_requested = True
+        job.save(update_fields=["cancel_requested"])
+        if job.status == JobStatus.QUEUED:
+            _finish(job, JobStatus.CANCELLED, error="Cancelled before it started.")
+        else:
+            publish_job(job)
+    return job
+
+
+def run_job(job_id: int, body: Callable[[Job], Any]) -> None:
+    """What every Celery task does around its real work."""
+    job = start_job(job_id)
+    if job is None:
+        return
+    try:
+        result = body(job)
+    except JobCancelled:
+        _finish(job, JobStatus.CANCELLED, error="Cancelled by the user.")
+    except Exception as exc:
+        logger.exception("job %s failed", job_id)
+        fail_job(job, f"{type(exc).__name__}: {exc}")
+    else:
+        finish_job(job, result)
+
+
+def sweep_stale_jobs(now=None) -> int:
+    """Fail running jobs whose worker stopped sending heartbeats, so none stays
+    'running' forever."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
+    stale = list(Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff))
+    for job in stale:
+        fail_job(job, "The worker stopped responding; the job was stopped. Try again.")
+    return len(stale)
+
+
+def count_to(job: Job) -> dict:
+    """The demo job: count to n, reporting progress at each step."""
+    import time
+
+    n, delay = job.params["n"], job.params["delay"]
+    for i in range(1, n + 1):
+        time.sleep(delay)
+        report_progress(job, i / n, f"Counted {i} of {n}")
+    return {"counted": n}

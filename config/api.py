@@ -1,0 +1,9 @@
+"""The JSON API (/api/, OpenAPI docs at /api/docs). Each app contributes a router."""
+
+from ninja import NinjaAPI
+
+from apps.accounts.api_auth import api_auth
+from apps.jobs.api import router as jobs_router
+
+api = NinjaAPI(title="Atrium API", version="1.0", auth=api_auth, urls_namespace="api")
+api.add_router("/", jobs_router)

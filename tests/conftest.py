@@ -1,0 +1,59 @@
+import pytest
+import redis
+from django.conf import settings
+
+from tests.factories import TEST_PASSWORD, CohortFactory, UserFactory
+from tests.live import start_stack
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_redis():
+    """Tests own their Redis database: start from empty so no stale tasks run."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture
+def password() -> str:
+    return TEST_PASSWORD
+
+
+@pytest.fixture
+def student(db):
+    return UserFactory(username="alice", role="student")
+
+
+@pytest.fixture
+def teacher(db):
+    return UserFactory(username="tess", role="teacher")
+
+
+@pytest.fixture
+def researcher(db):
+    return UserFactory(username="rhea", role="researcher")
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="ada", role="admin")
+
+
+@pytest.fixture
+def cohort(teacher):
+    return CohortFactory(teacher=teacher, name="Physics 9B")
+
+
+@pytest.fixture
+def client_for(client):
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.fixture(scope="session")
+def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Real daphne + a real Celery worker against the test database."""
+    stack = start_stack(tmp_path_factory.mktemp("live"))
+    yield stack
+    stack.stop()

@@ -1,0 +1,15 @@
+"""Tasks for the `cpu` queue: thin wrappers around app services."""
+
+from celery import shared_task
+
+from apps.jobs import services as job_services
+
+
+@shared_task(name="workers.cpu.count_to")
+def count_to(job_id: int) -> None:
+    job_services.run_job(job_id, job_services.count_to)
+
+
+@shared_task(name="workers.cpu.sweep_stale_jobs")
+def sweep_stale_jobs() -> int:
+    return job_services.sweep_stale_jobs()

@@ -1,0 +1,1 @@
+"""Tasks for the `gpu` queue (model work: generation, activations, SAE training)."""
