@@ -7,6 +7,7 @@ data, prepares models and starts web + workers from the Procfile with honcho.
 Ctrl-C stops everything, the databases last.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,6 +38,17 @@ def start_embedded_postgres():
     if not server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';").strip().endswith("1 row)"):
         server.psql(f"CREATE DATABASE {DB_NAME};")
     return server, f"postgresql://postgres@/{DB_NAME}?host={socket_dir}"
+
+
+def stop_embedded_postgres(server) -> None:
+    # pgserver only stops the server when it believes no other process holds a handle,
+    # and stale process lists from earlier runs fool it; stop it directly.
+    from pgserver._commands import pg_ctl
+
+    if (server.pgdata / "postmaster.pid").exists():
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+    server.cleanup()
 
 
 def start_embedded_redis() -> tuple[subprocess.Popen, str]:
@@ -109,6 +121,8 @@ def manage(*args: str) -> None:
 
 def main() -> None:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # Until honcho runs, SIGTERM unwinds through the finally below, so the databases stop.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     # The Procfile's daphne and celery are the ones installed beside this Python.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     runtime_dir = VAR_DIR / "run"
@@ -133,10 +147,18 @@ def main() -> None:
         say(f"serving on http://{os.environ.get('ATRIUM_HOST', '127.0.0.1')}:{os.environ.get('ATRIUM_PORT', '8000')}")
         procfile = str(BASE_DIR / "Procfile")
         honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "-f", procfile], cwd=BASE_DIR)
+
+        def stop_honcho(signum, _frame) -> None:
+            # Ctrl-C reaches honcho from the terminal too; SIGTERM (e.g. from a service
+            # manager) reaches only us, so pass it on. Honcho then stops web and workers.
+            if honcho.poll() is None:
+                honcho.send_signal(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+
+        signal.signal(signal.SIGINT, stop_honcho)
+        signal.signal(signal.SIGTERM, stop_honcho)
         try:
-            honcho.wait()
-        except KeyboardInterrupt:
-            # The terminal sent SIGINT to honcho too; give it time to stop web and workers.
+            honcho.wait(timeout=None)
+        finally:
             try:
                 honcho.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -147,7 +169,7 @@ def main() -> None:
             redis_process.wait(timeout=10)
             say("embedded Redis stopped")
         if pg_server is not None:
-            pg_server.cleanup()
+            stop_embedded_postgres(pg_server)
             say("embedded PostgreSQL stopped")
 
 

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.jobs",
+    "apps.inference",
 ]
 
 MIDDLEWARE = [
@@ -174,6 +175,10 @@ DEFAULT_CHAT_MODEL = env_str("DEFAULT_CHAT_MODEL", "smollm2-135m")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "")
 OPENAI_API_KEY = env_secret("OPENAI_API_KEY", "")
 OPENAI_MODEL = env_str("OPENAI_MODEL", "")
+OPENAI_MODEL_ALIAS = env_str("OPENAI_MODEL_ALIAS", "remote")
+OPENAI_CONTEXT_LENGTH = env_int("OPENAI_CONTEXT_LENGTH", 8192, minimum=256)
+ATRIUM_EXTRA_MODELS = env_str("ATRIUM_EXTRA_MODELS", "")
+GENERATION_TIME_LIMIT = env_int("GENERATION_TIME_LIMIT", 600, minimum=10)
 STREAM_BATCH_SECONDS = env_float("STREAM_BATCH_SECONDS", 0.05)
 
 LOGGING = {

@@ -7,6 +7,8 @@ urlpatterns = [
     path("", include("apps.core.urls")),
     path("accounts/", include("apps.accounts.urls")),
     path("jobs/", include("apps.jobs.urls")),
+    path("inference/", include("apps.inference.urls")),
+    path("v1/", include("apps.inference.openai_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", api.urls),
     path("admin/", admin.site.urls),

@@ -57,3 +57,9 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     stack = start_stack(tmp_path_factory.mktemp("live"))
     yield stack
     stack.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last: Playwright's sync API keeps an event loop in the main
+    thread while the browser is open, and async_to_sync refuses to run beside it."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

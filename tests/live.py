@@ -32,7 +32,7 @@ def test_database_url() -> str:
 
 
 def process_env(**extra: str) -> dict:
-    env = dict(os.environ)
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update({"DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1", **extra})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env

@@ -29,4 +29,9 @@ def navigation(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"nav_areas": []}
-    return {"nav_areas": visible_areas(user), "nav_jobs": can_access_area(user, "jobs")}
+    return {
+        "nav_areas": visible_areas(user),
+        "nav_jobs": can_access_area(user, "jobs"),
+        "nav_playground": can_access_area(user, "playground"),
+        "nav_models": can_access_area(user, "models"),
+    }

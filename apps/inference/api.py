@@ -1,0 +1,102 @@
+from typing import Any
+
+from ninja import Router, Schema, Status
+from ninja.errors import HttpError
+
+from apps.accounts.permissions import can_access_area, can_view_owned
+from apps.inference import services
+from apps.inference.backends import InferenceError, ModelNotFound
+from apps.inference.models import Generation
+from apps.inference.registry import all_models
+
+router = Router(tags=["inference"])
+
+
+class GenerateIn(Schema):
+    model: str
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    params: dict[str, Any] = {}
+
+
+class GenerationOut(Schema):
+    job_id: int
+    status: str
+    model: str
+    output: str
+    error: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    tokens_per_second: float | None
+    time_to_first_token_ms: float | None
+    stream_url: str
+
+
+class ModelOut(Schema):
+    name: str
+    backend: str
+    context_length: int
+    languages: list[str]
+    chat: bool
+
+
+def generation_out(generation: Generation) -> dict:
+    job = generation.job
+    return {
+        "job_id": job.pk,
+        "status": job.status,
+        "model": generation.model_name,
+        "output": generation.output,
+        "error": job.error,
+        "prompt_tokens": generation.prompt_tokens,
+        "completion_tokens": generation.completion_tokens,
+        "finish_reason": generation.finish_reason,
+        "tokens_per_second": generation.tokens_per_second,
+        "time_to_first_token_ms": generation.time_to_first_token_ms,
+        "stream_url": f"/ws/generations/{job.pk}/?format=json",
+    }
+
+
+def require_generation_role(request) -> None:
+    if not can_access_area(request.auth, "playground"):
+        raise HttpError(403, "Your role cannot run generations.")
+
+
+@router.get("/models", response=list[ModelOut])
+def list_models(request):
+    require_generation_role(request)
+    return [
+        {
+            "name": s.name,
+            "backend": s.backend,
+            "context_length": s.context_length,
+            "languages": list(s.languages),
+            "chat": s.chat,
+        }
+        for s in all_models().values()
+    ]
+
+
+@router.post("/generate", response={201: GenerationOut})
+def generate(request, payload: GenerateIn):
+    """Queue a generation. Stream it over the WebSocket at stream_url, or poll /api/generations/{job_id}."""
+    require_generation_role(request)
+    try:
+        job = services.request_generation(
+            request.auth, payload.model, messages=payload.messages, prompt=payload.prompt, params=payload.params
+        )
+    except ModelNotFound as exc:
+        raise HttpError(404, str(exc)) from None
+    except InferenceError as exc:  # InvalidParams, PromptTooLong
+        raise HttpError(422, str(exc)) from None
+    return Status(201, generation_out(job.generation))
+
+
+@router.get("/generations/{int:job_id}", response=GenerationOut)
+def get_generation(request, job_id: int):
+    require_generation_role(request)
+    generation = Generation.objects.select_related("job").filter(job_id=job_id).first()
+    if generation is None or not can_view_owned(request.auth, generation.job.owner_id):
+        raise HttpError(404, "No such generation")
+    return generation_out(generation)

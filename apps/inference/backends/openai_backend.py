@@ -1,0 +1,130 @@
+"""Any OpenAI-compatible server: vLLM's `vllm serve`, llama.cpp's server, a hosted API,
+or Atrium's own /v1."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+
+from apps.inference.backends.base import GenerationParams, InferenceError, InvalidParams, ModelSpec, StopCheck
+
+
+def _request_params(params: GenerationParams) -> dict:
+    body: dict[str, Any] = {"temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens}
+    if params.stop:
+        body["stop"] = params.stop
+    if params.seed is not None:
+        body["seed"] = params.seed
+    if params.repetition_penalty:
+        # Not in the OpenAI API; vLLM and llama.cpp read it from the body.
+        body["extra_body"] = {"repetition_penalty": params.repetition_penalty}
+    return body
+
+
+class OpenAIBackend:
+    def __init__(self, spec: ModelSpec, timeout: float = 120.0) -> None:
+        import openai
+
+        self.spec = spec
+        self._errors = (openai.APIError, openai.APIConnectionError, openai.APITimeoutError)
+        self.client = openai.OpenAI(
+            base_url=spec.base_url, api_key=spec.api_key or "none", timeout=timeout, max_retries=1
+        )
+        self.model = spec.remote_model or spec.name
+
+    def _fail(self, exc: Exception) -> InferenceError:
+        status = getattr(exc, "status_code", None)
+        where = f"{self.spec.base_url} ({self.model})"
+        if status:
+            return InferenceError(f"The model server at {where} answered {status}: {getattr(exc, 'message', exc)}")
+        return InferenceError(f"Cannot reach the model server at {where}: {exc}")
+
+    def _stream(self, create, should_stop: StopCheck | None, pick) -> Iterator[str]:
+        try:
+            stream = create()
+            for chunk in stream:
+                if should_stop and should_stop():
+                    stream.close()
+                    return
+                if chunk.choices:
+                    piece = pick(chunk.choices[0])
+                    if piece:
+                        yield piece
+        except self._errors as exc:
+            raise self._fail(exc) from None
+
+    def chat(
+        self, messages: list[dict], params: GenerationParams, should_stop: StopCheck | None = None
+    ) -> Iterator[str]:
+        params.validate()
+        return self._stream(
+            lambda: self.client.chat.completions.create(
+                model=self.model, messages=messages, stream=True, **_request_params(params)
+            ),
+            should_stop,
+            lambda choice: choice.delta.content,
+        )
+
+    def complete(self, prompt: str, params: GenerationParams, should_stop: StopCheck | None = None) -> Iterator[str]:
+        params.validate()
+        return self._stream(
+            lambda: self.client.completions.create(
+                model=self.model, prompt=prompt, stream=True, **_request_params(params)
+            ),
+            should_stop,
+            lambda choice: choice.text,
+        )
+
+    def score(self, prompt: str, continuations: list[str]) -> list[float]:
+        """Needs a server that echoes prompt log-probs (vLLM and llama.cpp do)."""
+        scores = []
+        for continuation in continuations:
+            try:
+                reply = self.client.completions.create(
+                    model=self.model, prompt=prompt + continuation, max_tokens=1, echo=True, logprobs=1, temperature=0
+                )
+            except self._errors as exc:
+                raise self._fail(exc) from None
+            logprobs = reply.choices[0].logprobs
+            if logprobs is None or not logprobs.token_logprobs:
+                raise InferenceError("score is not supported by this server (no prompt log-probs)")
+            offsets = logprobs.text_offset
+            total = sum(
+                lp
+                for lp, offset in zip(logprobs.token_logprobs, offsets, strict=False)
+                if lp is not None and len(prompt) <= offset < len(prompt) + len(continuation)
+            )
+            scores.append(float(total))
+        return scores
+
+    def generate_json(
+        self,
+        messages: list[dict],
+        schema: dict | None = None,
+        choices: list[str] | None = None,
+        params: GenerationParams | None = None,
+    ) -> Any:
+        if (schema is None) == (choices is None):
+            raise InvalidParams("generate_json needs either a schema or a list of choices")
+        target = schema if schema is not None else {"enum": choices}
+        params = params or GenerationParams(temperature=0, max_tokens=256)
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": target}},
+                **_request_params(params),
+            )
+        except self._errors as exc:
+            raise self._fail(exc) from None
+        text = reply.choices[0].message.content or ""
+        try:
+            value = json.loads(text)
+            jsonschema.validate(value, target)
+        except (ValueError, jsonschema.ValidationError) as exc:
+            raise InferenceError(f"The server's answer is not valid against the schema: {exc}") from None
+        return value
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)  # the server's tokenizer is not at hand; an estimate

