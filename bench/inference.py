@@ -71,10 +71,11 @@ def full_run(url: str, token: str) -> tuple[float, float, int]:
     ) as socket:
         while True:
             message = json.loads(socket.recv(timeout=300))
-            if message["type"] in ("snapshot", "delta") and message["text"] and first is None:
-                first = time.perf_counter()
-            if message["type"] == "status" and message["status"] in ("succeeded", "failed", "cancelled"):
+            if message["type"] in ("snapshot", "delta") and message["text"]:
+                # Like the raw run, the clock stops at the last token, not at the final bookkeeping.
                 end = time.perf_counter()
+                first = first or end
+            if message["type"] == "status" and message["status"] in ("succeeded", "failed", "cancelled"):
                 break
     generation = Generation.objects.get(job_id=job_id)
     count = generation.completion_tokens
