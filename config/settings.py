@@ -94,7 +94,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py 8 times reads out after 5 s by default, exactly channels-redis' blocking-pop
+            # wait: an idle socket would die. Reads may wait longer than that pop.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": env_int("REDIS_SOCKET_TIMEOUT", 30, minimum=10)}],
             # Tokens are batched, but a slow browser must still not lose messages
             # (channels-redis drops them silently past capacity).
             "capacity": env_int("CHANNEL_CAPACITY", 1000, minimum=100),

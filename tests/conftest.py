@@ -54,6 +54,9 @@ def client_for(client):
 @pytest.fixture(scope="session")
 def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     """Real daphne + a real Celery worker against the test database."""
+    from django.core.management import call_command
+
+    call_command("prepare_models", model=["smollm2-135m"])  # converted once, cached under var/models
     stack = start_stack(tmp_path_factory.mktemp("live"))
     yield stack
     stack.stop()

@@ -16,6 +16,7 @@ from apps.inference import live_text
 from apps.inference.models import Generation
 from apps.jobs.consumers import CLOSE_FORBIDDEN
 from apps.jobs.models import Job, job_group
+from apps.jobs.services import queue_position
 
 
 def generation_state(job_id: int) -> tuple[Job, Generation, str]:
@@ -28,7 +29,8 @@ def generation_state(job_id: int) -> tuple[Job, Generation, str]:
 
 def render_status(job: Job, generation: Generation) -> str:
     return render_to_string(
-        "inference/playground.html#generation-status", {"job": job, "generation": generation, "oob": True}
+        "inference/playground.html#generation-status",
+        {"job": job, "generation": generation, "oob": True, "position": queue_position(job)},
     )
 
 
@@ -41,6 +43,7 @@ def status_payload(job: Job, generation: Generation) -> dict:
         "completion_tokens": generation.completion_tokens,
         "tokens_per_second": generation.tokens_per_second,
         "time_to_first_token_ms": generation.time_to_first_token_ms,
+        "queue_position": queue_position(job),
     }
 
 

@@ -59,6 +59,15 @@ def publish_job(job: Job) -> None:
     transaction.on_commit(lambda: send_to_group(job_group(job.pk), {"type": "job.update", "job_id": job.pk}))
 
 
+def publish_queue_positions(queue: str) -> None:
+    """A job leaving the queue moves every waiting job up one place: tell their pages."""
+    waiting = list(Job.objects.filter(queue=queue, status=JobStatus.QUEUED).values_list("pk", flat=True)[:200])
+    for job_id in waiting:
+        transaction.on_commit(
+            lambda job_id=job_id: send_to_group(job_group(job_id), {"type": "job.update", "job_id": job_id})
+        )
+
+
 def create_job(owner, kind: str, params: dict | None = None) -> Job:
     """Validate, save, and enqueue after commit."""
     from config.celery import app as celery_app
@@ -105,6 +114,7 @@ def start_job(job_id: int) -> Job | None:
             job.progress_message = f"Retrying (attempt {job.attempts}) after the worker stopped."
         job.save()
         publish_job(job)
+        publish_queue_positions(job.queue)
         return job
 
 
@@ -130,6 +140,7 @@ def _finish(job: Job, status: str, result: Any = None, error: str = "") -> None:
         job.progress = 1.0
     job.save()
     publish_job(job)
+    publish_queue_positions(job.queue)
 
 
 def finish_job(job: Job, result: Any) -> None:

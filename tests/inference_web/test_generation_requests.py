@@ -136,3 +136,12 @@ def test_trim_delta_never_repeats_text():
     assert trim_delta(5, 0, "abc") == ""
     assert trim_delta(2, 0, "abcd") == "cd"
     assert trim_delta(4, 4, "ef") == "ef"
+
+
+def test_waiting_generation_shows_its_queue_position(client_for, researcher):
+    services.request_generation(researcher, "smollm2-135m", messages=HELLO)
+    second = services.request_generation(researcher, "smollm2-135m", messages=HELLO)
+    page = client_for(researcher).get(f"/inference/generations/{second.pk}/").content.decode()
+    assert "Position in queue: 2" in page
+    body = client_for(researcher).get(f"/api/jobs/{second.pk}").json()
+    assert body["queue_position"] == 2

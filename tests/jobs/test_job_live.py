@@ -74,3 +74,17 @@ def test_api_with_token_from_a_script(live_stack, student):
     )
     assert body["result"] == {"counted": 2}
     assert json.dumps(body)  # serialisable as the API promises
+
+
+def test_idle_socket_stays_open_past_redis_timeouts(live_stack, student):
+    """A job page waiting in the queue gets no messages for a while; its socket must survive."""
+    client = Client()
+    client.force_login(student)
+    session = client.cookies["sessionid"].value
+    job = Job.objects.create(owner=student, kind="count", queue="nowhere", params={"n": 1, "delay": 0})
+    ws_url = live_stack.url.replace("http", "ws") + f"/ws/jobs/{job.pk}/"
+    with connect(ws_url, additional_headers={"Cookie": f"sessionid={session}", "Origin": live_stack.url}) as socket:
+        assert 'data-status="queued"' in socket.recv(timeout=10)
+        time.sleep(7)  # longer than redis-py's default 5 s read timeout
+        services.cancel_job(job)
+        assert 'data-status="cancelled"' in socket.recv(timeout=10)
