@@ -11,7 +11,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from apps.jobs.services import run_job
 
 
-@shared_task(name="workers.gpu.generate", time_limit=None)
+@shared_task(name="workers.gpu.generate")
 def generate(job_id: int) -> None:
     from apps.inference.services import run_generation
 

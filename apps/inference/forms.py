@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from apps.inference.registry import all_models
@@ -30,6 +31,7 @@ class PlaygroundForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["model"].choices = model_choices()
+        self.fields["model"].initial = settings.DEFAULT_CHAT_MODEL
 
     def request_kwargs(self) -> dict:
         data = self.cleaned_data

@@ -27,7 +27,6 @@ __all__ = [
     "PromptTooLong",
     "ensure_converted",
     "get_backend",
-    "loaded_backends",
 ]
 
 _backends: dict[tuple[str, str], Backend] = {}
@@ -54,7 +53,3 @@ def get_backend(spec: ModelSpec, models_dir: Path, device: str = "cpu") -> Backe
             else:
                 raise ModelNotFound(f"Unknown backend {spec.backend!r} for model {spec.name}")
         return _backends[key]
-
-
-def loaded_backends() -> list[str]:
-    return [name for name, _device in _backends]
