@@ -41,14 +41,14 @@ def start_embedded_postgres():
 
 
 def stop_embedded_postgres(server) -> None:
-    # pgserver only stops the server when it believes no other process holds a handle,
-    # and stale process lists from earlier runs fool it; stop it directly.
-    from pgserver._commands import pg_ctl
-
-    if (server.pgdata / "postmaster.pid").exists():
-        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
     server.cleanup()
+    # pgserver only stops the server when it believes no other process holds a handle,
+    # and stale process lists from earlier (killed) runs fool it; then stop it directly.
+    if (server.pgdata / "postmaster.pid").exists():
+        from pgserver._commands import pg_ctl
+
+        with contextlib.suppress(subprocess.CalledProcessError):  # stopped meanwhile
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
 
 
 def start_embedded_redis() -> tuple[subprocess.Popen, str]:

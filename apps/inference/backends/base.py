@@ -1,8 +1,11 @@
 """The one interface every model backend implements, and what it raises."""
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import jsonschema
 
 
 class InferenceError(Exception):
@@ -80,6 +83,23 @@ class GenerationParams:
 
 
 StopCheck = Callable[[], bool]
+
+
+def check_json_request(schema: dict | None, choices: list[str] | None) -> None:
+    if (schema is None) == (choices is None):
+        raise InvalidParams("generate_json needs either a schema or a list of choices")
+    if choices is not None and not choices:
+        raise InvalidParams("choices must not be empty")
+
+
+def parse_json_answer(text: str, schema: dict) -> Any:
+    """The model's text as a value valid against `schema`, or InferenceError saying why not."""
+    try:
+        value = json.loads(text)
+        jsonschema.validate(value, schema)
+    except (ValueError, jsonschema.ValidationError) as exc:
+        raise InferenceError(f"The model's answer is not valid JSON for the schema: {exc}") from None
+    return value
 
 
 class Backend(Protocol):

@@ -1,13 +1,17 @@
 """Any OpenAI-compatible server: vLLM's `vllm serve`, llama.cpp's server, a hosted API,
 or Atrium's own /v1."""
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
-import jsonschema
-
-from apps.inference.backends.base import GenerationParams, InferenceError, InvalidParams, ModelSpec, StopCheck
+from apps.inference.backends.base import (
+    GenerationParams,
+    InferenceError,
+    ModelSpec,
+    StopCheck,
+    check_json_request,
+    parse_json_answer,
+)
 
 
 def _request_params(params: GenerationParams) -> dict:
@@ -105,8 +109,7 @@ class OpenAIBackend:
         choices: list[str] | None = None,
         params: GenerationParams | None = None,
     ) -> Any:
-        if (schema is None) == (choices is None):
-            raise InvalidParams("generate_json needs either a schema or a list of choices")
+        check_json_request(schema, choices)
         target = schema if schema is not None else {"enum": choices}
         params = params or GenerationParams(temperature=0, max_tokens=256)
         try:
@@ -118,13 +121,7 @@ class OpenAIBackend:
             )
         except self._errors as exc:
             raise self._fail(exc) from None
-        text = reply.choices[0].message.content or ""
-        try:
-            value = json.loads(text)
-            jsonschema.validate(value, target)
-        except (ValueError, jsonschema.ValidationError) as exc:
-            raise InferenceError(f"The server's answer is not valid against the schema: {exc}") from None
-        return value
+        return parse_json_answer(reply.choices[0].message.content or "", target)
 
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 4)  # the server's tokenizer is not at hand; an estimate

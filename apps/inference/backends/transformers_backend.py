@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import numpy as np
 
 from apps.inference.backends.base import (
@@ -28,6 +27,8 @@ from apps.inference.backends.base import (
     ModelSpec,
     PromptTooLong,
     StopCheck,
+    check_json_request,
+    parse_json_answer,
 )
 
 logger = logging.getLogger(__name__)
@@ -330,12 +331,9 @@ class TransformersBackend:
         choices: list[str] | None = None,
         params: GenerationParams | None = None,
     ) -> Any:
-        if (schema is None) == (choices is None):
-            raise InvalidParams("generate_json needs either a schema or a list of choices")
+        check_json_request(schema, choices)
         prompt = self.chat_prompt(messages) if self.spec.chat else messages[-1]["content"]
         if choices is not None:
-            if not choices:
-                raise InvalidParams("choices must not be empty")
             # Exact constrained choice: the most likely of the allowed answers.
             scores = self.score(prompt, choices)
             return choices[int(np.argmax(scores))]
@@ -346,15 +344,7 @@ class TransformersBackend:
         prompt_ids = self.encode(prompt)
         self._check_length(prompt_ids, params.max_tokens)
         generated = list(self._token_ids(prompt_ids, params, lambda: False, enforcer.get_allowed_tokens))
-        text = self.tokenizer.decode(generated, skip_special_tokens=True)
-        try:
-            value = json.loads(text)
-            jsonschema.validate(value, schema)
-        except (ValueError, jsonschema.ValidationError) as exc:
-            raise InferenceError(
-                f"The model did not finish a valid JSON value within {params.max_tokens} tokens: {exc}"
-            ) from None
-        return value
+        return parse_json_answer(self.tokenizer.decode(generated, skip_special_tokens=True), schema)
 
     # ---- research operations (LinguaLens) ------------------------------------------------
 
