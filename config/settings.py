@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.jobs",
     "apps.inference",
+    "apps.tables",
 ]
 
 MIDDLEWARE = [
@@ -180,6 +181,8 @@ OPENAI_MODEL = env_str("OPENAI_MODEL", "")
 OPENAI_MODEL_ALIAS = env_str("OPENAI_MODEL_ALIAS", "remote")
 OPENAI_CONTEXT_LENGTH = env_int("OPENAI_CONTEXT_LENGTH", 8192, minimum=256)
 ATRIUM_EXTRA_MODELS = env_str("ATRIUM_EXTRA_MODELS", "")
+TABLES_MODEL = env_str("TABLES_MODEL", DEFAULT_CHAT_MODEL)
+TABLES_MAX_UPLOAD_BYTES = env_int("TABLES_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024)
 STREAM_BATCH_SECONDS = env_float("STREAM_BATCH_SECONDS", 0.05)
 
 LOGGING = {

@@ -10,6 +10,13 @@ def count_to(job_id: int) -> None:
     job_services.run_job(job_id, job_services.count_to)
 
 
+@shared_task(name="workers.cpu.table_run")
+def table_run(job_id: int) -> None:
+    from apps.tables.assistant import run_message_code
+
+    job_services.run_job(job_id, run_message_code)
+
+
 @shared_task(name="workers.cpu.sweep_stale_jobs")
 def sweep_stale_jobs() -> int:
     return job_services.sweep_stale_jobs()

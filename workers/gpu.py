@@ -18,6 +18,13 @@ def generate(job_id: int) -> None:
     run_job(job_id, run_generation)
 
 
+@shared_task(name="workers.gpu.table_ask")
+def table_ask(job_id: int) -> None:
+    from apps.tables.assistant import answer
+
+    run_job(job_id, answer)
+
+
 @worker_process_init.connect
 def preload_models(**_kwargs) -> None:
     """With ATRIUM_PRELOAD_MODELS=name,name the first request does not wait for loading."""

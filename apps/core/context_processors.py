@@ -12,7 +12,7 @@ AREAS = [
         "area_lingualens",
         _("Sparse-autoencoder features of a language model, in English and Chinese."),
     ),
-    ("tables", _("Tables"), "area_tables", _("Ask questions of spreadsheets and document tables.")),
+    ("tables", _("Tables"), "tables:list", _("Ask questions of spreadsheets and document tables.")),
     ("kbqa", _("KBQA"), "area_kbqa", _("Questions over a knowledge base, answered by KoPL programs.")),
 ]
 

@@ -6,7 +6,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("pbl/", views.area_placeholder, {"area": "pbl"}, name="area_pbl"),
     path("lingualens/", views.area_placeholder, {"area": "lingualens"}, name="area_lingualens"),
-    path("tables/", views.area_placeholder, {"area": "tables"}, name="area_tables"),
     path("kbqa/", views.area_placeholder, {"area": "kbqa"}, name="area_kbqa"),
     path("healthz", views.healthz, name="healthz"),
 ]
