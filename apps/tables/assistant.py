@@ -83,11 +83,11 @@ def code_prompt(frame: pd.DataFrame, instruction: str, error: str = "", previous
 
 
 def extract_code(text: str) -> str:
-    blocks = re.findall(r"```(?:python|py)?\s*\n(.*?)```", text, re.DOTALL)
+    blocks = re.findall(r"```(?:python|py)?[ \t]*\n(.*?)```", text, re.DOTALL | re.IGNORECASE)
     if blocks:
         return max(blocks, key=len).strip()
     if "```" in text:  # an unfinished block at max_tokens
-        return text.split("```", 1)[1].removeprefix("python").strip()
+        return re.sub(r"^(python|py)[ \t]*\n", "", text.split("```", 1)[1], flags=re.IGNORECASE).strip()
     return text.strip()
 
 

