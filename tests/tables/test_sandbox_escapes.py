@@ -6,6 +6,8 @@ our own (resource exhaustion, prompt injection carried by the table)."""
 
 from pathlib import Path
 
+import os
+
 import pandas as pd
 import pytest
 
@@ -97,6 +99,10 @@ def test_runtime_import_hook_holds_without_the_static_check():
     assert "not allowed" in result.error
 
 
+needs_root = pytest.mark.skipif(os.getuid() != 0, reason="the namespace and user switch need root (CI has it)")
+
+
+@needs_root
 def test_process_cannot_read_private_files_or_write(tmp_path):
     os_module = "pd.io.common.os"
     result = run_code(f"{os_module}.listdir('/root')", {"df": TABLE}, check=False)
@@ -113,6 +119,7 @@ def test_process_cannot_read_private_files_or_write(tmp_path):
     target.unlink(missing_ok=True)
 
 
+@needs_root
 def test_process_has_no_network():
     """A network namespace of its own: its only device is loopback."""
     code = "fd = pd.io.common.os.open('/proc/self/net/dev', 0)\npd.io.common.os.read(fd, 4096).decode()"
