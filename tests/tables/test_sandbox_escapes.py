@@ -4,9 +4,8 @@ published pandas-ai code-execution advisories (dunder walks to os/subprocess,
 builtins via globals, pandas readers and writers), Python jail-break classics, and
 our own (resource exhaustion, prompt injection carried by the table)."""
 
-from pathlib import Path
-
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
