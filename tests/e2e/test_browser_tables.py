@@ -55,3 +55,29 @@ def test_upload_ask_change_undo_chart(page, log_in, live_stack, screenshot):
     chart = ask(page, "Plot revenue by month as a line chart")
     expect(chart.locator("img.chart")).to_be_visible(timeout=120_000)
     screenshot("tables-chart")
+
+
+def test_merge_two_sheets_and_download(page, log_in, live_stack):
+    import pandas as pd
+
+    from apps.tables import services
+
+    user = UserFactory(username="e2e-merger", role="researcher")
+    data = XLSX.parent
+    workbook = services.create_workbook(
+        user, "Sales", [("Sales", pd.read_csv(data / "sales.csv"))], source_name="sales.csv"
+    )
+    services.create_workbook(
+        user, "Regions", [("Regions", pd.read_csv(data / "regions.csv"))], source_name="regions.csv"
+    )
+    log_in(user)
+    page.goto(f"{live_stack.url}/tables/{workbook.pk}/")
+    page.click("text=Propose a key")
+    expect(page.locator("#merge-form input[name=key]:checked")).to_have_value("region")
+    page.click("#merge-form button[type=submit]")
+    expect(page.locator("#versions tr.current")).to_have_attribute("data-version", "2")
+    expect(page.locator("table.data thead")).to_contain_text("manager")
+    with page.expect_download() as download_info:
+        page.locator("#versions tr.current a", has_text="CSV").click()
+    content = Path(download_info.value.path()).read_text(encoding="utf-8-sig")
+    assert content.splitlines()[0] == "month,region,units,revenue,manager"
