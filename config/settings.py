@@ -174,6 +174,8 @@ if not DEBUG:
 # Models (see apps.inference): where converted weights live and which device workers use.
 MODELS_DIR = Path(env_str("ATRIUM_MODELS_DIR", str(VAR_DIR / "models")))
 MODEL_DEVICE = env_str("MODEL_DEVICE", "cpu")
+# torch's CPU threads in a model worker; 0 = torch's default (one per core).
+MODEL_THREADS = env_int("MODEL_THREADS", 0, minimum=0)
 DEFAULT_CHAT_MODEL = env_str("DEFAULT_CHAT_MODEL", "smollm2-135m")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "")
 OPENAI_API_KEY = env_secret("OPENAI_API_KEY", "")

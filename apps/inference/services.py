@@ -137,7 +137,7 @@ LOADED_MODELS_KEY = "atrium:loaded-models"
 
 def load_backend(spec: ModelSpec) -> Backend:
     """The process's backend for `spec`, loaded once; the admin page lists where models are loaded."""
-    backend = get_backend(spec, settings.MODELS_DIR, settings.MODEL_DEVICE)
+    backend = get_backend(spec, settings.MODELS_DIR, settings.MODEL_DEVICE, settings.MODEL_THREADS or None)
     live_text.redis_client().hset(LOADED_MODELS_KEY, f"{spec.name}@{socket.gethostname()}:{os.getpid()}", time.time())
     return backend
 

@@ -16,6 +16,11 @@ from apps.tables.models import Sheet, SheetVersion, TableMessage
 CODE_FORMATTER = HtmlFormatter(cssclass="code", nowrap=False)
 
 
+def int_or_none(value) -> int | None:
+    """A query or form id as an int; junk is treated as absent (a 404, not a crash)."""
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
 def upload_too_large(request) -> str | None:
     """Checked from the header, before the body is read."""
     limit = settings.TABLES_MAX_UPLOAD_BYTES
@@ -61,7 +66,7 @@ def workbook_list(request):
 
 
 def sheet_context(request, workbook, sheet: Sheet) -> dict:
-    version_id = request.GET.get("version")
+    version_id = int_or_none(request.GET.get("version"))
     version = sheet.versions.filter(pk=version_id).first() if version_id else sheet.current_version
     frame = services.load_version(version)
     page = Paginator(range(len(frame)), services.PAGE_SIZE).get_page(request.GET.get("page"))
@@ -85,7 +90,7 @@ def sheet_context(request, workbook, sheet: Sheet) -> dict:
 @area_required("tables")
 def workbook_detail(request, workbook_id: int):
     workbook = services.get_owned_workbook(request.user, workbook_id)
-    sheet = workbook.sheets.filter(pk=request.GET.get("sheet")).first() or workbook.sheets.first()
+    sheet = workbook.sheets.filter(pk=int_or_none(request.GET.get("sheet"))).first() or workbook.sheets.first()
     if sheet is None:
         raise Http404("This workbook has no sheets")
     context = sheet_context(request, workbook, sheet)
@@ -119,7 +124,7 @@ def get_owned_message(user, message_id: int) -> TableMessage:
 @area_required("tables")
 def ask(request, workbook_id: int):
     workbook = services.get_owned_workbook(request.user, workbook_id)
-    sheet = get_object_or_404(Sheet, pk=request.POST.get("sheet"), workbook=workbook)
+    sheet = get_object_or_404(Sheet, pk=int_or_none(request.POST.get("sheet")), workbook=workbook)
     try:
         reply = assistant.ask(request.user, sheet, request.POST.get("question", ""))
     except ValidationError as exc:
@@ -184,8 +189,9 @@ def undo_redo(request, sheet_id: int, action: str):
 @area_required("tables")
 def version_diff(request, sheet_id: int):
     sheet = get_owned_sheet(request.user, sheet_id)
-    new = get_object_or_404(SheetVersion, sheet=sheet, pk=request.GET.get("b") or sheet.current_version_id)
-    old = get_object_or_404(SheetVersion, sheet=sheet, pk=request.GET.get("a")) if request.GET.get("a") else new.parent
+    new = get_object_or_404(SheetVersion, sheet=sheet, pk=int_or_none(request.GET.get("b")) or sheet.current_version_id)
+    old_id = int_or_none(request.GET.get("a"))
+    old = get_object_or_404(SheetVersion, sheet=sheet, pk=old_id) if old_id else new.parent
     if old is None:
         raise Http404("The first version has nothing to compare with")
     diff = services.diff_frames(services.load_version(old), services.load_version(new))
@@ -211,7 +217,7 @@ def version_download(request, version_id: int, file_format: str):
 @area_required("tables")
 def merge(request, sheet_id: int):
     sheet = get_owned_sheet(request.user, sheet_id)
-    other = get_owned_sheet(request.user, request.GET.get("other") or request.POST.get("other"))
+    other = get_owned_sheet(request.user, int_or_none(request.GET.get("other") or request.POST.get("other")))
     left, right = services.load_version(sheet.current_version), services.load_version(other.current_version)
     if request.method == "POST":
         try:

@@ -190,3 +190,12 @@ def test_students_see_tables_but_not_others_workbooks(client_for, student, resea
     page = client_for(student).get("/tables/").content.decode()
     assert "Your workbooks" in page
     assert "sales.csv" not in page
+
+
+def test_junk_ids_are_404_not_500(client_for, researcher):
+    sheet = make_sheet(researcher)
+    client = client_for(researcher)
+    assert client.get(f"/tables/{sheet.workbook_id}/?sheet=abc&version=x").status_code == 200
+    assert client.get(f"/tables/sheets/{sheet.pk}/diff/?a=zz").status_code == 404
+    assert client.get(f"/tables/sheets/{sheet.pk}/merge/?other=zz").status_code == 404
+    assert client.post(f"/tables/{sheet.workbook_id}/ask/", {"sheet": "x", "question": "hi"}).status_code == 404

@@ -31,18 +31,24 @@ class OpenAIBackend:
         import openai
 
         self.spec = spec
-        self._errors = (openai.APIError, openai.APIConnectionError, openai.APITimeoutError)
+        # APIError covers connection failures, timeouts and 4xx/5xx answers (APIStatusError).
+        self._errors = (openai.APIError,)
         self.client = openai.OpenAI(
             base_url=spec.base_url, api_key=spec.api_key or "none", timeout=timeout, max_retries=1
         )
         self.model = spec.remote_model or spec.name
 
     def _fail(self, exc: Exception) -> InferenceError:
-        status = getattr(exc, "status_code", None)
+        import openai
+
         where = f"{self.spec.base_url} ({self.model})"
+        if isinstance(exc, openai.APIConnectionError):  # refused, DNS, TLS, timeout
+            return InferenceError(f"Cannot reach the model server at {where}: {exc}")
+        status = getattr(exc, "status_code", None)
         if status:
             return InferenceError(f"The model server at {where} answered {status}: {getattr(exc, 'message', exc)}")
-        return InferenceError(f"Cannot reach the model server at {where}: {exc}")
+        # An error event inside a stream, or an answer the client could not read.
+        return InferenceError(f"The model server at {where} reported an error: {exc}")
 
     def _stream(self, create, should_stop: StopCheck | None, pick) -> Iterator[str]:
         try:
@@ -81,23 +87,40 @@ class OpenAIBackend:
         )
 
     def score(self, prompt: str, continuations: list[str]) -> list[float]:
-        """Needs a server that echoes prompt log-probs (vLLM and llama.cpp do)."""
+        """Sum of log-probs of each continuation's tokens, from the prompt log-probs the server
+        echoes (vLLM, llama-cpp-python and Atrium's test server do; OpenAI's chat-only API does not).
+        One request for all continuations. max_tokens is 1, not 0: vLLM accepts 0 with echo,
+        but llama-cpp-python reads 0 as "no limit"; the one generated token lies after the
+        continuation and is not counted. Tokens are counted by where they start, so a token
+        straddling the prompt/continuation boundary is left out."""
+        if not continuations:
+            return []
+        try:
+            reply = self.client.completions.create(
+                model=self.model,
+                prompt=[prompt + continuation for continuation in continuations],
+                max_tokens=1,
+                echo=True,
+                logprobs=1,
+                temperature=0,
+            )
+        except self._errors as exc:
+            if getattr(exc, "status_code", None) in (400, 422, 501):
+                raise InferenceError(f"score not supported by this server ({self._fail(exc)})") from None
+            raise self._fail(exc) from None
+        choices = sorted(reply.choices, key=lambda choice: choice.index)
+        if len(choices) != len(continuations):
+            raise InferenceError("score not supported by this server (it did not answer every prompt)")
         scores = []
-        for continuation in continuations:
-            try:
-                reply = self.client.completions.create(
-                    model=self.model, prompt=prompt + continuation, max_tokens=1, echo=True, logprobs=1, temperature=0
-                )
-            except self._errors as exc:
-                raise self._fail(exc) from None
-            logprobs = reply.choices[0].logprobs
-            if logprobs is None or not logprobs.token_logprobs:
-                raise InferenceError("score is not supported by this server (no prompt log-probs)")
-            offsets = logprobs.text_offset
+        for choice, continuation in zip(choices, continuations, strict=True):
+            logprobs = choice.logprobs
+            if logprobs is None or not logprobs.token_logprobs or not logprobs.text_offset:
+                raise InferenceError("score not supported by this server (no prompt log-probs)")
+            start, end = len(prompt), len(prompt) + len(continuation)
             total = sum(
-                lp
-                for lp, offset in zip(logprobs.token_logprobs, offsets, strict=False)
-                if lp is not None and len(prompt) <= offset < len(prompt) + len(continuation)
+                logprob
+                for logprob, offset in zip(logprobs.token_logprobs, logprobs.text_offset, strict=False)
+                if logprob is not None and start <= offset < end
             )
             scores.append(float(total))
         return scores

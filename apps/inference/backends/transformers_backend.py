@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,7 +31,14 @@ from apps.inference.backends.base import (
     parse_json_answer,
 )
 
+if TYPE_CHECKING:
+    import torch
+
 logger = logging.getLogger(__name__)
+
+# A steering hook: gets a decoder layer's output (the residual stream, [batch, tokens, d_model])
+# and returns what the next layer should see instead.
+Hook = Callable[["torch.Tensor"], "torch.Tensor"]
 
 CONVERTED_MARKER = "atrium-converted.json"
 # Written into the marker; a cache converted in another format is converted again.
@@ -145,6 +152,10 @@ def _decoder_layers(model) -> Any:
     raise InferenceError(f"cannot find the decoder layers of {type(model).__name__}")
 
 
+def _never() -> bool:
+    return False
+
+
 def _held_back(text: str, stops: list[str]) -> int:
     """How many trailing characters of `text` could still start a stop string."""
     longest = 0
@@ -157,13 +168,26 @@ def _held_back(text: str, stops: list[str]) -> int:
 
 
 class TransformersBackend:
-    def __init__(self, spec: ModelSpec, models_dir: Path, device: str = "cpu") -> None:
+    """One loaded model. Safe to share between threads: every forward pass sequence
+    (a whole generation, a scoring or activation run) holds the model's lock, so
+    concurrent callers take turns instead of corrupting each other's KV cache or hooks."""
+
+    def __init__(self, spec: ModelSpec, models_dir: Path, device: str = "cpu", threads: int | None = None) -> None:
+        """`threads` sets torch's CPU thread pool, for the whole process (None: torch's default,
+        one per core). Measured on the 2-core build box while other processes were busy:
+        SmolLM2 greedy ran 22 tokens/s with 1 thread and 5-7 with 2, which spin-wait for each
+        other; on a quiet many-core machine more threads add memory bandwidth instead."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        if threads:
+            torch.set_num_threads(threads)
         self.spec = spec
         self.device = device
         path = ensure_converted(spec, models_dir)
+        # fp32 on CPU: the exact GGUF values, the same greedy text on every CPU. (bf16 ran SmolLM2
+        # 1.5x faster on this box's AVX512-BF16 CPU, but changes the text and is slow on CPUs
+        # without bf16 units.) bf16 on CUDA: half the memory and fast there.
         dtype = torch.float32 if device == "cpu" else torch.bfloat16
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
@@ -173,9 +197,12 @@ class TransformersBackend:
         if self.tokenizer.eos_token_id is not None:
             eos_ids.add(self.tokenizer.eos_token_id)
         self.eos_ids = eos_ids
+        forward_args = inspect.signature(self.model.forward).parameters
         # transformers 5.2x renamed `past_key_values` to `cache`; older 5.x (e.g. on the GPU box) has the old name.
-        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
-        self._lock = threading.Lock()  # one forward pass sequence at a time per loaded model
+        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
+        # Only the last position's logits are needed while generating: skips the LM head over the prompt.
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in forward_args else {}
+        self._lock = threading.Lock()
         self._enforcer_data = None
 
     # ---- prompts -------------------------------------------------------------------------
@@ -202,6 +229,10 @@ class TransformersBackend:
                 f"{self.spec.name} has a context length of {self.spec.context_length} tokens"
             )
 
+    def _check_layer(self, layer: int) -> None:
+        if not isinstance(layer, int) or not 0 <= layer < len(self.layers):
+            raise InvalidParams(f"layer {layer} is out of range (the model has {len(self.layers)} layers)")
+
     # ---- generation ----------------------------------------------------------------------
 
     def chat(
@@ -210,29 +241,73 @@ class TransformersBackend:
         return self.complete(self.chat_prompt(messages), params, should_stop)
 
     def complete(self, prompt: str, params: GenerationParams, should_stop: StopCheck | None = None) -> Iterator[str]:
+        # Checked here, not inside the generator, so bad requests fail at the call, before any token.
         params.validate()
         prompt_ids = self.encode(prompt)
         self._check_length(prompt_ids, params.max_tokens)
-        return self._stream(prompt_ids, params, should_stop or (lambda: False))
+        return self._stream(prompt_ids, params, should_stop or _never)
 
-    def _pick(self, logits, seen, params: GenerationParams, generator, allowed: list[int] | None = None) -> int:
+    def generate_with_hooks(
+        self,
+        prompt: str,
+        params: GenerationParams,
+        hooks: dict[int, Hook],
+        should_stop: StopCheck | None = None,
+    ) -> Iterator[str]:
+        """Generate while each hook rewrites the residual output of its decoder layer
+        (steering): `hooks[layer](hidden)` gets the layer's output [batch, tokens, d_model]
+        and returns the replacement. The hooks are attached only while this generation
+        holds the model, and removed when it ends, however it ends."""
+        params.validate()
+        for layer in hooks:
+            self._check_layer(layer)
+        prompt_ids = self.encode(prompt)
+        self._check_length(prompt_ids, params.max_tokens)
+        return self._stream(prompt_ids, params, should_stop or _never, hooks)
+
+    @contextmanager
+    def _hooked(self, hooks: dict[int, Hook]):
+        def replace(hook: Callable):
+            def forward_hook(_module, _inputs, output):
+                if isinstance(output, tuple):  # older transformers return (hidden, ...) from a layer
+                    return (hook(output[0]), *output[1:])
+                return hook(output)
+
+            return forward_hook
+
+        handles = []
+        try:
+            for layer, hook in hooks.items():
+                handles.append(self.layers[layer].register_forward_hook(replace(hook)))
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _pick(self, logits, seen: set[int], params: GenerationParams, generator, allowed=None) -> int:
         import torch
 
         logits = logits.float()
-        if params.repetition_penalty and params.repetition_penalty != 1.0 and seen.numel():
-            scores = logits[seen]
-            logits[seen] = torch.where(
+        if params.repetition_penalty and params.repetition_penalty != 1.0 and seen:
+            # The CTRL/transformers rule: every token already in the text becomes less likely.
+            index = torch.tensor(sorted(seen), device=logits.device)
+            scores = logits[index]
+            logits[index] = torch.where(
                 scores < 0, scores * params.repetition_penalty, scores / params.repetition_penalty
             )
         if allowed is not None:
+            allowed = list(getattr(allowed, "allowed_tokens", allowed))  # lm-format-enforcer's TokenList
+            if not allowed:
+                raise InferenceError("constrained decoding reached a state with no allowed token")
             mask = torch.full_like(logits, float("-inf"))
-            mask[list(getattr(allowed, "allowed_tokens", allowed))] = 0  # lm-format-enforcer's TokenList
+            mask[allowed] = 0
             logits = logits + mask
         if params.temperature == 0:
             return int(torch.argmax(logits))
         probs = torch.softmax(logits / params.temperature, dim=-1)
         if params.top_p < 1.0:
             sorted_probs, order = torch.sort(probs, descending=True)
+            # Keep the smallest set of most likely tokens whose mass reaches top_p.
             outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > params.top_p
             sorted_probs[outside] = 0
             probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
@@ -243,24 +318,26 @@ class TransformersBackend:
         prompt_ids: list[int],
         params: GenerationParams,
         should_stop: StopCheck,
-        allowed_fn: Callable[[list[int]], list[int]] | None = None,
+        allowed_fn: Callable[[list[int]], Any] | None = None,
+        hooks: dict[int, Hook] | None = None,
     ) -> Iterator[int]:
-        """The raw token loop: yields token ids until EOS, max_tokens or should_stop()."""
+        """The raw token loop with a KV cache: yields token ids until EOS, max_tokens or should_stop()."""
         import torch
 
         generator = None
         if params.temperature > 0:
             generator = torch.Generator(device=self.device)
-            generator.manual_seed(params.seed if params.seed is not None else int(time.time_ns() % 2**31))
-        with self._lock, torch.inference_mode():
+            # A seed makes sampling reproducible; without one, each call differs.
+            generator.manual_seed(params.seed if params.seed is not None else time.time_ns() % 2**31)
+        with self._lock, torch.inference_mode(), self._hooked(hooks or {}):
             sequence = list(prompt_ids)
-            seen = torch.tensor(sorted(set(prompt_ids)), dtype=torch.long, device=self.device)
+            seen = set(prompt_ids)
             inputs = torch.tensor([prompt_ids], device=self.device)
             past = None
             for _step in range(params.max_tokens):
-                if should_stop():
+                if should_stop():  # checked before every forward pass: cancellation within one token
                     return
-                out = self.model(input_ids=inputs, use_cache=True, **{self._cache_arg: past})
+                out = self.model(input_ids=inputs, use_cache=True, **{self._cache_arg: past}, **self._last_only)
                 past = getattr(out, self._cache_arg)
                 allowed = allowed_fn(sequence) if allowed_fn else None
                 token = self._pick(out.logits[0, -1], seen, params, generator, allowed)
@@ -268,16 +345,25 @@ class TransformersBackend:
                     return
                 yield token
                 sequence.append(token)
-                if token not in set(seen.tolist()):
-                    seen = torch.cat([seen, torch.tensor([token], device=self.device)])
+                seen.add(token)
                 inputs = torch.tensor([[token]], device=self.device)
 
-    def _stream(self, prompt_ids: list[int], params: GenerationParams, should_stop: StopCheck) -> Iterator[str]:
+    def _stream(
+        self,
+        prompt_ids: list[int],
+        params: GenerationParams,
+        should_stop: StopCheck,
+        hooks: dict[int, Hook] | None = None,
+    ) -> Iterator[str]:
+        """Text pieces, one per generated token ("" while a multi-byte character is incomplete
+        or text is held back because it could begin a stop string)."""
         generated: list[int] = []
         emitted = 0
         stops = params.stop
-        for token in self._token_ids(prompt_ids, params, should_stop):
+        for token in self._token_ids(prompt_ids, params, should_stop, hooks=hooks):
             generated.append(token)
+            # Decoding the whole reply each time (not token by token) keeps spaces and
+            # multi-byte characters right; it costs far less than the forward pass.
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
             if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
                 yield ""
@@ -291,7 +377,8 @@ class TransformersBackend:
             safe = len(text) if last else len(text) - _held_back(text, stops)
             yield text[emitted:safe]
             emitted = max(emitted, safe)
-        # Ended by EOS (or a stop): release what was held back for a stop string that never came.
+        # Ended by EOS: release what was held back for a stop string that never came.
+        # (Ended by should_stop: the caller asked for nothing more.)
         if not should_stop() and generated:
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
             if len(text) > emitted:
@@ -300,6 +387,8 @@ class TransformersBackend:
     # ---- scoring and structured output ---------------------------------------------------
 
     def score(self, prompt: str, continuations: list[str]) -> list[float]:
+        """Sum of the log-probabilities of each continuation's tokens after the prompt's.
+        The two are tokenized apart, so the boundary is where the caller put it."""
         import torch
 
         prompt_ids = self.encode(prompt)
@@ -310,15 +399,44 @@ class TransformersBackend:
                 if not cont_ids:
                     scores.append(0.0)
                     continue
-                ids = torch.tensor([prompt_ids + cont_ids], device=self.device)
                 self._check_length(prompt_ids + cont_ids, 0)
+                ids = torch.tensor([prompt_ids + cont_ids], device=self.device)
                 logprobs = torch.log_softmax(self.model(input_ids=ids).logits[0].float(), dim=-1)
-                positions = range(len(prompt_ids) - 1, len(prompt_ids) + len(cont_ids) - 1)
-                scores.append(float(sum(logprobs[pos, tok] for pos, tok in zip(positions, cont_ids, strict=True))))
+                # The logits at position i predict token i + 1.
+                positions = torch.arange(len(prompt_ids) - 1, len(prompt_ids) + len(cont_ids) - 1)
+                picked = logprobs[positions, torch.tensor(cont_ids)]
+                scores.append(float(picked.sum()))
         return scores
 
+    def token_logprobs(self, text: str) -> list[dict]:
+        """Each token of `text`: its text, id, character offset, and log-probability given the
+        tokens before it (None for a first token with nothing before it). This is what an
+        OpenAI-compatible server returns for `echo=True, logprobs=1`. Special tokens (BOS)
+        are conditioned on but not listed."""
+        import torch
+
+        ids = self.encode(text)
+        self._check_length(ids, 0)
+        with self._lock, torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        special = set(self.tokenizer.all_special_ids)
+        tokens = []
+        for index, token in enumerate(ids):
+            if token in special:
+                continue
+            tokens.append(
+                {
+                    "token": self.tokenizer.decode([token]),
+                    "token_id": token,
+                    "offset": len(self.tokenizer.decode(ids[:index], skip_special_tokens=True)),
+                    "logprob": float(logprobs[index - 1, token]) if index > 0 else None,
+                }
+            )
+        return tokens
+
     def _token_enforcer_data(self):
-        """lm-format-enforcer's view of the vocabulary, built once per loaded model."""
+        """lm-format-enforcer's view of the vocabulary, built once per loaded model (a few seconds)."""
         if self._enforcer_data is None:
             from lmformatenforcer import TokenEnforcerTokenizerData
 
@@ -348,30 +466,34 @@ class TransformersBackend:
         choices: list[str] | None = None,
         params: GenerationParams | None = None,
     ) -> Any:
+        """A value valid against `schema` (decoding constrained by lm-format-enforcer, then
+        checked with jsonschema), or the most likely of `choices`."""
         check_json_request(schema, choices)
         prompt = self.chat_prompt(messages) if self.spec.chat else messages[-1]["content"]
         if choices is not None:
-            # Exact constrained choice: the most likely of the allowed answers.
+            # Scoring every choice is exact and cheap for short lists: always one of them, and
+            # the one the model finds most likely as a whole (greedy constrained decoding would
+            # commit to a first token without seeing the rest).
             scores = self.score(prompt, choices)
             return choices[int(np.argmax(scores))]
         from lmformatenforcer import JsonSchemaParser, TokenEnforcer
 
-        params = params or GenerationParams(temperature=0, max_tokens=256)
+        params = (params or GenerationParams(temperature=0, max_tokens=256)).validate()
         enforcer = TokenEnforcer(self._token_enforcer_data(), JsonSchemaParser(schema))
         prompt_ids = self.encode(prompt)
         self._check_length(prompt_ids, params.max_tokens)
-        generated = list(self._token_ids(prompt_ids, params, lambda: False, enforcer.get_allowed_tokens))
+        generated = list(self._token_ids(prompt_ids, params, _never, enforcer.get_allowed_tokens))
         return parse_json_answer(self.tokenizer.decode(generated, skip_special_tokens=True), schema)
 
     # ---- research operations (LinguaLens) ------------------------------------------------
 
     def activations(self, texts: list[str], layers: list[int]) -> list[dict]:
-        """Residual-stream activations (the output of each named decoder layer) per token."""
+        """Residual-stream activations per token: the output of each named decoder layer.
+        Per text: {"tokens": [str], "token_ids": [int], "layers": {layer: float16 [n_tokens, d_model]}}."""
         import torch
 
         for layer in layers:
-            if not 0 <= layer < len(self.layers):
-                raise InvalidParams(f"layer {layer} is out of range (the model has {len(self.layers)} layers)")
+            self._check_layer(layer)
         results = []
         with self._lock, torch.inference_mode():
             for text in texts:
@@ -383,9 +505,9 @@ class TransformersBackend:
 
                     return hook
 
+                ids = self.encode(text)
                 handles = [self.layers[layer].register_forward_hook(keep(layer)) for layer in layers]
                 try:
-                    ids = self.encode(text)
                     self.model(input_ids=torch.tensor([ids], device=self.device))
                 finally:
                     for handle in handles:
@@ -400,27 +522,3 @@ class TransformersBackend:
                     }
                 )
         return results
-
-    def generate_with_hooks(
-        self, prompt: str, params: GenerationParams, hooks: dict[int, Callable], should_stop: StopCheck | None = None
-    ) -> Iterator[str]:
-        """Generate while each hook rewrites the residual output of its layer (steering).
-        The hooks are removed when the generation ends, however it ends."""
-        params.validate()
-        prompt_ids = self.encode(prompt)
-        self._check_length(prompt_ids, params.max_tokens)
-
-        def replace(hook: Callable):
-            def forward_hook(_module, _inputs, output):
-                if isinstance(output, tuple):
-                    return (hook(output[0]), *output[1:])
-                return hook(output)
-
-            return forward_hook
-
-        handles = [self.layers[layer].register_forward_hook(replace(hook)) for layer, hook in hooks.items()]
-        try:
-            yield from self._stream(prompt_ids, params, should_stop or (lambda: False))
-        finally:
-            for handle in handles:
-                handle.remove()
