@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.inference",
     "apps.tables",
+    "apps.kbqa",
 ]
 
 MIDDLEWARE = [

@@ -9,6 +9,7 @@ urlpatterns = [
     path("jobs/", include("apps.jobs.urls")),
     path("inference/", include("apps.inference.urls")),
     path("tables/", include("apps.tables.urls")),
+    path("kbqa/", include("apps.kbqa.urls")),
     path("v1/", include("apps.inference.openai_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", api.urls),

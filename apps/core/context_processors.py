@@ -13,7 +13,7 @@ AREAS = [
         _("Sparse-autoencoder features of a language model, in English and Chinese."),
     ),
     ("tables", _("Tables"), "tables:list", _("Ask questions of spreadsheets and document tables.")),
-    ("kbqa", _("KBQA"), "area_kbqa", _("Questions over a knowledge base, answered by KoPL programs.")),
+    ("kbqa", _("KBQA"), "kbqa:index", _("Questions over a knowledge base, answered by KoPL programs.")),
 ]
 
 

@@ -6,6 +6,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("pbl/", views.area_placeholder, {"area": "pbl"}, name="area_pbl"),
     path("lingualens/", views.area_placeholder, {"area": "lingualens"}, name="area_lingualens"),
-    path("kbqa/", views.area_placeholder, {"area": "kbqa"}, name="area_kbqa"),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -247,7 +247,11 @@ def run_generation(job: Job) -> dict:
                 last_heartbeat = time.monotonic()
                 batcher.flush()
                 Generation.objects.filter(pk=generation.pk).update(output=batcher.text, completion_tokens=pieces)
-                report_progress(job, pieces / params.max_tokens, f"{pieces} tokens")
+                try:
+                    report_progress(job, pieces / params.max_tokens, f"{pieces} tokens")
+                except JobCancelled:
+                    cancelled = True  # seen at the heartbeat rather than by should_stop
+                    break
     finally:
         batcher.flush()
         finished = time.monotonic()

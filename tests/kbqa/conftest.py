@@ -1,0 +1,35 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from apps.kbqa import services
+from apps.kbqa.builders import DATA_DIR
+
+TESTS_DATA = Path(__file__).parent / "data"
+
+
+def step(function: str, dependencies: list[int] | None = None, *inputs: str) -> dict:
+    return {"function": function, "dependencies": dependencies or [], "inputs": list(inputs)}
+
+
+@pytest.fixture
+def tiny_data() -> dict:
+    return json.loads((TESTS_DATA / "tiny_kb.json").read_text())
+
+
+@pytest.fixture
+def tiny_kb(db, tiny_data):
+    return services.import_kb(None, "tiny", tiny_data, title="Tiny")
+
+
+@pytest.fixture(scope="session")
+def geo_kb(django_db_setup, django_db_blocker):
+    """The shipped geo KB, imported once per session from apps/kbqa/data/geo.json (kept in the
+    test database across tests, so its engine is built once)."""
+    data = json.loads((DATA_DIR / "geo.json").read_text(encoding="utf-8"))
+    with django_db_blocker.unblock():
+        kb = services.import_kb(None, "geo", data, title="World geography", replace=True)
+    yield kb
+    with django_db_blocker.unblock():
+        kb.delete()
