@@ -67,7 +67,7 @@ class GenerationConsumer(AsyncWebsocketConsumer):
         self.sent_chars = len(text)
         if self.as_json:
             await self.send(text_data=json.dumps({"type": "snapshot", "text": text}))
-            await self.send(text_data=json.dumps(status_payload(job, generation)))
+            await self.send(text_data=json.dumps(await database_sync_to_async(status_payload)(job, generation)))
         else:
             await self.send(text_data=self.output_html(text, "innerHTML") + await self.status_html(job, generation))
 
@@ -102,6 +102,6 @@ class GenerationConsumer(AsyncWebsocketConsumer):
     async def job_update(self, event: dict) -> None:
         job, generation, _text = await database_sync_to_async(generation_state)(self.job_id)
         if self.as_json:
-            await self.send(text_data=json.dumps(status_payload(job, generation)))
+            await self.send(text_data=json.dumps(await database_sync_to_async(status_payload)(job, generation)))
         else:
             await self.send(text_data=await self.status_html(job, generation))

@@ -83,3 +83,17 @@ def test_streams_are_private_to_their_owner(researcher, django_user_model):
     assert as_json[0]
     assert json.loads(as_json[2][0]) == {"type": "snapshot", "text": "partial <b>text</b>"}
     assert "partial &lt;b&gt;text&lt;/b&gt;" in as_html[2][0]  # escaped for the browser
+
+
+@pytest.mark.django_db(transaction=True)
+def test_json_stream_of_a_queued_generation_reports_its_position(researcher):
+    """Queued jobs need a database query for their position; it must not run on the event loop."""
+    job = Job.objects.create(owner=researcher, kind="generate", queue="gpu-test-queue")
+    Generation.objects.create(job=job, model_name="smollm2-135m", messages=[{"role": "user", "content": "x"}])
+    live_text.reset(job.pk)
+
+    connected, _code, messages = async_to_sync(connect)(researcher, job.pk, "?format=json")
+    assert connected
+    status = json.loads(messages[1])
+    assert status["status"] == "queued"
+    assert status["queue_position"] == 1
