@@ -107,7 +107,10 @@ def main() -> None:
 
     raw_tps, raw_ttft = median([r[0] for r in raw]), median([r[1] for r in raw])
     full_tps, full_ttft = median([r[0] for r in full]), median([r[1] for r in full])
-    print(f"model {MODEL}, {TOKENS} max tokens, greedy, seed 7, median of {RUNS} runs, device {settings.MODEL_DEVICE}")
+    print(
+        f"model {MODEL}, {TOKENS} max tokens, greedy, seed 7, median of {RUNS} runs, device {settings.MODEL_DEVICE}, "
+        f"MODEL_THREADS={settings.MODEL_THREADS or 'torch default'}"
+    )
     print(f"tokens per run: raw {[r[2] for r in raw]}, full {[r[2] for r in full]}")
     print(f"raw backend : {raw_tps:6.1f} tokens/s, first token {raw_ttft:7.1f} ms")
     print(f"full path   : {full_tps:6.1f} tokens/s, first token {full_ttft:7.1f} ms")
