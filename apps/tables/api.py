@@ -6,7 +6,7 @@ from ninja import File, Form, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
-from apps.accounts.permissions import can_access_area
+from apps.accounts.permissions import can_access_area, can_view_owned
 from apps.tables import assistant, services
 from apps.tables.models import Sheet, SheetVersion, TableMessage
 
@@ -33,7 +33,7 @@ def owned_sheet(request, sheet_id: int) -> Sheet:
 def owned_message(request, message_id: int) -> TableMessage:
     require_tables(request)
     message = TableMessage.objects.select_related("workbook", "job").filter(pk=message_id).first()
-    if message is None or message.workbook.owner_id != request.auth.pk and not request.auth.is_admin_role:
+    if message is None or not can_view_owned(request.auth, message.workbook.owner_id):
         raise HttpError(404, "No such message")
     return message
 
@@ -175,7 +175,7 @@ def undo_redo(request, sheet_id: int, action: str):
 def download(request, version_id: int, format: str = "csv"):  # noqa: A002  (the query parameter's name)
     require_tables(request)
     version = SheetVersion.objects.select_related("sheet__workbook").filter(pk=version_id).first()
-    if version is None or version.sheet.workbook.owner_id != request.auth.pk:
+    if version is None or not can_view_owned(request.auth, version.sheet.workbook.owner_id):
         raise HttpError(404, "No such version")
     frame = services.load_version(version)
     if format == "xlsx":

@@ -54,3 +54,23 @@ def test_api_errors(api, student):
     assert empty.status_code == 422
     _token, other = create_api_token(student, "s")
     assert client.get(f"/api/tables/sheets/{sheet_id}", headers={"Authorization": f"Bearer {other}"}).status_code == 404
+
+
+def test_ownership_is_the_same_rule_everywhere(api, student, admin_user):
+    """Owner and admins see a workbook's versions and messages; other users get 404."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.tables.models import SheetVersion
+
+    client, headers = api
+    client.post(
+        "/api/tables/workbooks",
+        {"file": SimpleUploadedFile("s.csv", (DATA / "sales.csv").read_bytes())},
+        headers=headers,
+    )
+    version = SheetVersion.objects.get()
+    url = f"/api/tables/versions/{version.pk}/download"
+    _t, admin_token = create_api_token(admin_user, "a")
+    _t, student_token = create_api_token(student, "s")
+    assert client.get(url, headers={"Authorization": f"Bearer {admin_token}"}).status_code == 200
+    assert client.get(url, headers={"Authorization": f"Bearer {student_token}"}).status_code == 404
