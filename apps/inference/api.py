@@ -3,7 +3,7 @@ from typing import Any
 from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
-from apps.accounts.permissions import can_access_area, can_view_owned
+from apps.accounts.permissions import can_access_area
 from apps.inference import services
 from apps.inference.backends import InferenceError, ModelNotFound
 from apps.inference.models import Generation
@@ -96,7 +96,7 @@ def generate(request, payload: GenerateIn):
 @router.get("/generations/{int:job_id}", response=GenerationOut)
 def get_generation(request, job_id: int):
     require_generation_role(request)
-    generation = Generation.objects.select_related("job").filter(job_id=job_id).first()
-    if generation is None or not can_view_owned(request.auth, generation.job.owner_id):
+    generation = services.visible_generation(request.auth, job_id)
+    if generation is None:
         raise HttpError(404, "No such generation")
     return generation_out(generation)

@@ -11,9 +11,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
-from apps.accounts.permissions import can_view_owned
 from apps.inference import live_text
 from apps.inference.models import Generation
+from apps.inference.services import visible_generation
 from apps.jobs.consumers import CLOSE_FORBIDDEN
 from apps.jobs.models import Job, job_group
 from apps.jobs.services import queue_position
@@ -53,10 +53,8 @@ class GenerationConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.as_json = query.get("format") == ["json"]
         user = self.scope.get("user")
-        generation = await database_sync_to_async(
-            Generation.objects.select_related("job").filter(job_id=self.job_id).first
-        )()
-        if generation is None or not can_view_owned(user, generation.job.owner_id):
+        generation = await database_sync_to_async(visible_generation)(user, self.job_id)
+        if generation is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.group = job_group(self.job_id)

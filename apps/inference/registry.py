@@ -76,9 +76,5 @@ def get_model(name: str) -> ModelSpec:
         raise ModelNotFound(f"Unknown model {name!r}. Known models: {known}") from None
 
 
-def chat_models() -> list[ModelSpec]:
-    return [spec for spec in all_models().values() if spec.chat]
-
-
 def converted_dir(spec: ModelSpec) -> Path:
     return settings.MODELS_DIR / spec.name

@@ -10,6 +10,7 @@ from functools import cache
 from django.conf import settings
 from django.db import transaction
 
+from apps.accounts.permissions import can_view_owned
 from apps.inference import live_text
 from apps.inference.backends import (
     CONVERTED_MARKER,
@@ -36,9 +37,17 @@ MAX_PROMPT_CHARS = 200_000
 HEARTBEAT_SECONDS = 2.0
 CANCEL_CHECK_SECONDS = 0.25
 
-register_job_kind(GENERATION_KIND, JobKind("workers.gpu.generate", "gpu", lambda params: params, "Generation"))
+register_job_kind(GENERATION_KIND, JobKind("workers.gpu.generate", "gpu"))
 
 PARAM_NAMES = {field.name for field in fields(GenerationParams)}
+
+
+def visible_generation(user, job_id: int) -> Generation | None:
+    """The generation of job `job_id` if `user` may see it; None otherwise (callers answer 404)."""
+    generation = Generation.objects.select_related("job").filter(job_id=job_id).first()
+    if generation is None or not can_view_owned(user, generation.job.owner_id):
+        return None
+    return generation
 
 
 def build_params(spec: ModelSpec, params: dict | None) -> GenerationParams:

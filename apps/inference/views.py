@@ -1,7 +1,7 @@
 from django.http import Http404
 from django.shortcuts import render
 
-from apps.accounts.permissions import area_required, can_view_owned
+from apps.accounts.permissions import area_required
 from apps.inference import services
 from apps.inference.backends import InferenceError
 from apps.inference.forms import PlaygroundForm
@@ -41,8 +41,8 @@ def playground(request):
 
 @area_required("playground")
 def generation_detail(request, job_id: int):
-    generation = Generation.objects.select_related("job").filter(job_id=job_id).first()
-    if generation is None or not can_view_owned(request.user, generation.job.owner_id):
+    generation = services.visible_generation(request.user, job_id)
+    if generation is None:
         raise Http404("No such generation")
     return render(
         request,

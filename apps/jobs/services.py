@@ -28,8 +28,8 @@ class JobCancelled(Exception):  # noqa: N818  (a signal, not an error)
 class JobKind:
     task_name: str
     queue: str
-    clean_params: Callable[[dict], dict]
-    label: str
+    # Kinds whose params are built by their own service (not typed by a user) take them as they are.
+    clean_params: Callable[[dict], dict] = dict
 
 
 JOB_KINDS: dict[str, JobKind] = {}
@@ -52,7 +52,7 @@ def _clean_count_params(params: dict) -> dict:
     return {"n": n, "delay": delay}
 
 
-register_job_kind("count", JobKind("workers.cpu.count_to", "cpu", _clean_count_params, "Count to N"))
+register_job_kind("count", JobKind("workers.cpu.count_to", "cpu", _clean_count_params))
 
 
 def publish_job(job: Job) -> None:

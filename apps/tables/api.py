@@ -109,7 +109,7 @@ def preview(request, sheet_id: int, version: int | None = None, page: int = 1):
     return {
         "version": version_out(chosen),
         "page": page,
-        "rows": rows.astype(object).where(rows.notna(), None).values.tolist(),
+        "rows": services.display_rows(rows),
     }
 
 

@@ -19,8 +19,8 @@ from apps.tables import services
 from apps.tables.models import Sheet, TableMessage, Workbook
 from apps.tables.sandbox import SandboxResult, run_code
 
-register_job_kind("table_ask", JobKind("workers.gpu.table_ask", "gpu", lambda params: params, "Table question"))
-register_job_kind("table_run", JobKind("workers.cpu.table_run", "cpu", lambda params: params, "Table code run"))
+register_job_kind("table_ask", JobKind("workers.gpu.table_ask", "gpu"))
+register_job_kind("table_run", JobKind("workers.cpu.table_run", "cpu"))
 
 CHART_WORDS = re.compile(r"\b(plot|chart|graph|draw|visuali[sz]e|histogram|pie)\b|图", re.IGNORECASE)
 OPERATION_WORDS = re.compile(

@@ -130,10 +130,6 @@ ALLOWED_TO_METHODS = frozenset(
 )
 
 
-class SandboxRefused(Exception):  # noqa: N818  (a verdict, not a crash)
-    pass
-
-
 def check_code(code: str) -> list[str]:
     """Reasons to refuse `code` before it runs; empty when it may run."""
     try:

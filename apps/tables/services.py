@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from apps.accounts.permissions import can_view_owned
@@ -164,6 +163,11 @@ def infer_column(series: pd.Series) -> pd.Series:
     return series.astype("string")
 
 
+def display_rows(frame: pd.DataFrame) -> list[list]:
+    """Rows as plain lists with None for missing cells, for templates and JSON."""
+    return frame.astype(object).where(frame.notna(), None).values.tolist()
+
+
 def column_profile(frame: pd.DataFrame) -> list[dict]:
     return [
         {"name": str(c), "dtype": str(frame[c].dtype), "missing": int(frame[c].isna().sum())} for c in frame.columns
@@ -306,7 +310,7 @@ def export_xlsx(frame: pd.DataFrame, sheet_name: str = "Sheet1") -> bytes:
     sheet.title = re.sub(r"[\[\]:*?/\\]", "_", sheet_name)[:31] or "Sheet1"
     sheet.append([str(c) for c in frame.columns])
     for row in frame.itertuples(index=False):
-        sheet.append([None if (not isinstance(v, str) and pd.isna(v)) else _plain(v) for v in row])
+        sheet.append([_plain(v) for v in row])
     for row in sheet.iter_rows(min_row=2):
         for cell in row:
             if isinstance(cell.value, str) and cell.value.startswith("="):
@@ -323,8 +327,3 @@ def get_owned_workbook(user, workbook_id: int) -> Workbook:
     if workbook is None or not can_view_owned(user, workbook.owner_id):
         raise Http404("No such workbook")
     return workbook
-
-
-def require_owner(user, workbook: Workbook) -> None:
-    if not can_view_owned(user, workbook.owner_id):
-        raise PermissionDenied

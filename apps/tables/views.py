@@ -77,7 +77,7 @@ def sheet_context(request, workbook, sheet: Sheet) -> dict:
         "version": version,
         "page": page,
         "columns": version.columns,
-        "rows": rows.astype(object).where(rows.notna(), None).values.tolist(),
+        "rows": services.display_rows(rows),
         "versions": sheet.versions.order_by("-number"),
         "sheets": workbook.sheets.all(),
         "chat": [render_message_context(m) for m in workbook.messages.filter(sheet=sheet)],
@@ -107,7 +107,7 @@ def render_message_context(message: TableMessage) -> dict:
         frame = services.table_from_json(output["table"])
         table = {
             "columns": [str(c) for c in frame.columns],
-            "rows": frame.head(20).astype(object).where(frame.head(20).notna(), None).values.tolist(),
+            "rows": services.display_rows(frame.head(20)),
             "total": len(frame),
         }
     pending = message.job is not None and not message.job.is_finished
