@@ -143,6 +143,8 @@ def main() -> None:
         manage("migrate", "--noinput", "-v", "0")
         manage("load_demo_data")
         manage("load_kbqa_demo")
+        manage("load_pbl_demo")
+        manage("load_lingualens_demo")
         if os.environ.get("ATRIUM_SKIP_MODELS") != "1":
             manage("prepare_models")
         say(f"serving on http://{os.environ.get('ATRIUM_HOST', '127.0.0.1')}:{os.environ.get('ATRIUM_PORT', '8000')}")

@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "apps.inference",
     "apps.tables",
     "apps.kbqa",
+    "apps.pbl",
+    "apps.lingualens",
 ]
 
 MIDDLEWARE = [

@@ -10,6 +10,8 @@ urlpatterns = [
     path("inference/", include("apps.inference.urls")),
     path("tables/", include("apps.tables.urls")),
     path("kbqa/", include("apps.kbqa.urls")),
+    path("pbl/", include("apps.pbl.urls")),
+    path("lingualens/", include("apps.lingualens.urls")),
     path("v1/", include("apps.inference.openai_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", api.urls),

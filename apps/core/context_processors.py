@@ -5,11 +5,11 @@ from apps.accounts.permissions import can_access_area
 
 # (area, label, url name, one-line description)
 AREAS = [
-    ("pbl", _("PBL studio"), "area_pbl", _("Project-based learning with an orchestrator and collaborator agents.")),
+    ("pbl", _("PBL studio"), "pbl:index", _("Project-based learning with an orchestrator and collaborator agents.")),
     (
         "lingualens",
         _("LinguaLens"),
-        "area_lingualens",
+        "lingualens:index",
         _("Sparse-autoencoder features of a language model, in English and Chinese."),
     ),
     ("tables", _("Tables"), "tables:list", _("Ask questions of spreadsheets and document tables.")),

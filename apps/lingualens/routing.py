@@ -1,0 +1,3 @@
+"""WebSocket routes for LinguaLens (joined into config/routing.py)."""
+
+websocket_urlpatterns: list = []

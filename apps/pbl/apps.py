@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PblConfig(AppConfig):
+    name = "apps.pbl"
+    label = "pbl"
+    verbose_name = "PBL studio"

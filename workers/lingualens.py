@@ -1,0 +1,1 @@
+"""Celery tasks for LinguaLens: thin wrappers that call apps.lingualens services."""

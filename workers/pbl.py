@@ -1,0 +1,1 @@
+"""Celery tasks for PBL studio: thin wrappers that call apps.pbl services."""
