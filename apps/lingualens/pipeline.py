@@ -1,0 +1,724 @@
+"""LinguaLens model work, run in gpu workers: activation runs, SAE training with metrics and
+latent statistics, feature scoring (PS/PN/FRC, FIC), search and steering.
+
+Every step takes the loaded backend of apps.inference (its `.model`, `.tokenizer`, decoder
+`.layers`) and reads or writes the residual stream with forward hooks on the decoder layers,
+the same place `backend.activations` and `generate_with_hooks` use."""
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from django.db import transaction
+from django.utils import timezone
+
+from apps.inference.registry import get_model
+from apps.jobs.events import send_to_group
+from apps.jobs.models import Job
+from apps.jobs.services import JobCancelled, report_progress
+from apps.lingualens import sae as sae_lib
+from apps.lingualens.models import (
+    SAE,
+    ActivationRun,
+    FeatureScore,
+    Latent,
+    LinguisticFeature,
+    RunStatus,
+    SteeringRun,
+)
+from apps.lingualens.services import run_dir, sae_dir
+
+logger = logging.getLogger(__name__)
+BATCH = 16
+HISTOGRAM_BINS = 24
+TOP_CONTEXTS = 10
+CONTEXT_BEFORE, CONTEXT_AFTER = 12, 4
+
+
+def lens_backend(model_name: str):
+    from apps.inference.services import load_backend
+
+    return load_backend(get_model(model_name))
+
+
+# ---- forward passes with hooks --------------------------------------------------------------
+
+
+class _StopForward(Exception):  # noqa: N818  (control flow: the layers after the last one needed are skipped)
+    pass
+
+
+@dataclass
+class Batch:
+    ids: torch.Tensor  # [batch, tokens], right-padded
+    mask: torch.Tensor  # [batch, tokens]
+    offsets: list[list[tuple[int, int]]]  # character spans per real token (BOS: (0, 0))
+    lengths: list[int]
+
+
+def encode_batch(backend, texts: list[str], max_tokens: int | None = None) -> Batch:
+    tokenizer = backend.tokenizer
+    rows, offsets = [], []
+    for text in texts:
+        encoded = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True)
+        ids, spans = encoded["input_ids"], [tuple(span) for span in encoded["offset_mapping"]]
+        if max_tokens:
+            ids, spans = ids[:max_tokens], spans[:max_tokens]
+        rows.append(ids)
+        offsets.append(spans)
+    lengths = [len(row) for row in rows]
+    width = max(lengths)
+    pad = tokenizer.pad_token_id or 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return Batch(ids.to(backend.device), mask.to(backend.device), offsets, lengths)
+
+
+def _layer_output(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+@contextmanager
+def _model_lock(backend):
+    with getattr(backend, "_lock", nullcontext()), torch.inference_mode():
+        yield
+
+
+def capture_layers(backend, batch: Batch, layers: list[int]) -> dict[int, torch.Tensor]:
+    """Residual stream after each decoder layer in `layers` ([batch, tokens, d_model], fp32);
+    the forward pass stops after the deepest one."""
+    captured: dict[int, torch.Tensor] = {}
+    last = max(layers)
+
+    def keep(layer: int):
+        def hook(_module, _inputs, output):
+            captured[layer] = _layer_output(output).float()
+            if layer == last:
+                raise _StopForward
+
+        return hook
+
+    with _model_lock(backend):
+        handles = [backend.layers[layer].register_forward_hook(keep(layer)) for layer in layers]
+        try:
+            backend.model(input_ids=batch.ids, attention_mask=batch.mask)
+        except _StopForward:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+    return captured
+
+
+def sequence_logprobs(
+    backend, batch: Batch, layer: int | None = None, edit: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Sum of log-probabilities of each row's tokens (after the first), optionally with `edit`
+    rewriting the residual stream after `layer`. Returns [batch]."""
+    handles = []
+    with _model_lock(backend):
+        if edit is not None:
+
+            def hook(_module, _inputs, output):
+                if isinstance(output, tuple):
+                    return (edit(output[0]), *output[1:])
+                return edit(output)
+
+            handles.append(backend.layers[layer].register_forward_hook(hook))
+        try:
+            logits = backend.model(input_ids=batch.ids, attention_mask=batch.mask).logits.float()
+        finally:
+            for handle in handles:
+                handle.remove()
+    logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, batch.ids[:, 1:, None])[..., 0]
+    return (logprobs * batch.mask[:, 1:]).sum(-1)
+
+
+def mean_ce(backend, batch: Batch, layer: int, edit=None) -> float:
+    """Mean next-token cross-entropy over all real tokens of the batch."""
+    total = -float(sequence_logprobs(backend, batch, layer, edit).sum())
+    return total / max(1, int(batch.mask[:, 1:].sum()))
+
+
+def keep_first(edit: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Interventions leave position 0 (BOS, the attention sink with a huge norm) alone."""
+
+    def wrapped(hidden: torch.Tensor) -> torch.Tensor:
+        changed = edit(hidden)
+        if hidden.shape[1] > 1:
+            changed = torch.cat([hidden[:, :1], changed[:, 1:]], dim=1)
+        return changed
+
+    return wrapped
+
+
+# ---- activation runs ------------------------------------------------------------------------
+
+
+def load_run_arrays(run: ActivationRun, layer: int, mmap: bool = True) -> tuple[np.ndarray, dict]:
+    folder = run_dir(run)
+    acts = np.load(folder / f"acts_L{layer}.npy", mmap_mode="r" if mmap else None)
+    tokens = json.loads((folder / "tokens.json").read_text(encoding="utf-8"))
+    return acts, tokens
+
+
+def _save_run(run: ActivationRun, arrays: dict[int, list[np.ndarray]], tokens: dict) -> None:
+    folder = run_dir(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    for layer, chunks in arrays.items():
+        data = np.concatenate(chunks) if chunks else np.zeros((0, run.d_model or 1), np.float16)
+        np.save(folder / f"acts_L{layer}.npy.tmp.npy", data)
+        (folder / f"acts_L{layer}.npy.tmp.npy").replace(folder / f"acts_L{layer}.npy")
+    (folder / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
+
+
+def collect_activations(run: ActivationRun, backend, progress: Callable[[float, str], None]) -> ActivationRun:
+    """Residual activations of the run's layers over its corpus, BOS left out, fp16 on disk.
+    Resumes after the texts already done (a cancelled or killed run keeps what it had)."""
+    texts = run.corpus.texts[: run.max_texts]
+    folder = run_dir(run)
+    arrays: dict[int, list[np.ndarray]] = {layer: [] for layer in run.layers}
+    tokens = {"tokens": [], "doc": [], "pos": [], "texts": []}
+    start = 0
+    if run.n_texts_done and (folder / "tokens.json").exists():
+        for layer in run.layers:
+            arrays[layer].append(np.load(folder / f"acts_L{layer}.npy"))
+        tokens = json.loads((folder / "tokens.json").read_text(encoding="utf-8"))
+        start = run.n_texts_done
+    run.status = RunStatus.RUNNING
+    run.save(update_fields=["status"])
+    started = time.monotonic()
+    done = start
+    try:
+        for batch_start in range(start, len(texts), BATCH):
+            chunk = texts[batch_start : batch_start + BATCH]
+            batch = encode_batch(backend, chunk, run.max_tokens_per_text)
+            captured = capture_layers(backend, batch, run.layers)
+            for row, text in enumerate(chunk):
+                doc = len(tokens["texts"])
+                tokens["texts"].append(text)
+                ids = batch.ids[row, 1 : batch.lengths[row]].tolist()  # BOS left out
+                for pos, token_id in enumerate(ids, 1):
+                    tokens["tokens"].append(backend.tokenizer.decode([token_id]))
+                    tokens["doc"].append(doc)
+                    tokens["pos"].append(pos)
+                for layer in run.layers:
+                    arrays[layer].append(captured[layer][row, 1 : batch.lengths[row]].cpu().numpy().astype(np.float16))
+            done = batch_start + len(chunk)
+            run.d_model = int(captured[run.layers[0]].shape[-1])
+            progress(done / len(texts), f"Activations: {done}/{len(texts)} texts, {len(tokens['tokens'])} tokens")
+    except BaseException:
+        # Cancelled or failed: keep what was collected, marked partial, so it can be resumed.
+        if done > start:
+            _save_run(run, arrays, tokens)
+        run.n_texts_done, run.n_tokens = done, len(tokens["tokens"])
+        run.status = RunStatus.PARTIAL
+        run.save(update_fields=["n_texts_done", "n_tokens", "status", "d_model"])
+        raise
+    _save_run(run, arrays, tokens)
+    run.n_texts_done, run.n_tokens = done, len(tokens["tokens"])
+    run.status = RunStatus.COMPLETE
+    run.seconds = time.monotonic() - started
+    run.save()
+    return run
+
+
+# ---- SAE training ---------------------------------------------------------------------------
+
+
+def eval_split(tokens: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Token rows for training and for held-out metrics: every tenth document is held out."""
+    doc = np.asarray(tokens["doc"])
+    held = doc % 10 == 9
+    if not held.any() or held.all():
+        return np.arange(len(doc)), np.arange(len(doc))
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+def ce_recovered(backend, sae_model: sae_lib.TopKSAE, layer: int, texts: list[str], max_tokens: int) -> dict:
+    """(CE with the layer zero-ablated - CE with the SAE spliced in) / (CE ablated - CE clean)."""
+    batch = encode_batch(backend, texts, max_tokens)
+    clean = mean_ce(backend, batch, layer)
+    ablated = mean_ce(backend, batch, layer, keep_first(torch.zeros_like))
+    spliced = mean_ce(backend, batch, layer, keep_first(lambda h: sae_model(h.float()).to(h.dtype)))
+    recovered = (ablated - spliced) / (ablated - clean) if ablated != clean else 0.0
+    return {"ce_clean": clean, "ce_ablated": ablated, "ce_sae": spliced, "ce_recovered": recovered}
+
+
+def train_sae(sae: SAE, backend, progress: Callable[[float, str], None]) -> SAE:
+    """Train (or resume) the SAE on its run's stored activations, then metrics and latent statistics."""
+    run = sae.run
+    acts, tokens = load_run_arrays(run, sae.layer)
+    train_rows, eval_rows = eval_split(tokens)
+    train_acts = np.asarray(acts[train_rows])
+    cfg = sae_lib.TrainConfig(
+        width=sae.width,
+        k=sae.k,
+        training_tokens=sae.training_tokens,
+        batch_size=sae.batch_size,
+        lr=sae.lr,
+        seed=sae.seed,
+    )
+    folder = sae_dir(sae)
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = folder / "checkpoint.pt"
+    state = (
+        sae_lib.load_checkpoint(checkpoint, train_acts, cfg)
+        if checkpoint.exists()
+        else sae_lib.new_state(train_acts, cfg)
+    )
+    sae.status, sae.steps_total = RunStatus.RUNNING, cfg.steps
+    sae.save(update_fields=["status", "steps_total"])
+    started = time.monotonic()
+    spent_before = sae.train_seconds or 0.0
+
+    def on_progress(current: sae_lib.TrainState) -> None:
+        sae_lib.save_checkpoint(current, checkpoint)
+        SAE.objects.filter(pk=sae.pk).update(
+            steps_done=current.step, train_seconds=spent_before + time.monotonic() - started
+        )
+        recent = np.mean(current.losses[-25:])
+        progress(current.step / cfg.steps, f"SAE step {current.step}/{cfg.steps}, normalized MSE {recent:.3f}")
+
+    try:
+        state = sae_lib.train_steps(train_acts, cfg, state, on_progress)
+    except BaseException:
+        # Stopped: the weights so far are saved and marked partial; "resume" continues from the checkpoint.
+        if state.step:
+            sae_lib.save_checkpoint(state, checkpoint)
+            finish_partial(sae, state)
+        raise
+    sae.train_seconds = spent_before + time.monotonic() - started
+    finish_sae(sae, state, backend, acts, tokens, eval_rows, progress)
+    return sae
+
+
+def _curve(losses: list[float], points: int = 200) -> list[list[float]]:
+    if not losses:
+        return []
+    step = max(1, len(losses) // points)
+    return [[i + 1, float(np.mean(losses[i : i + step]))] for i in range(0, len(losses), step)]
+
+
+def finish_partial(sae: SAE, state: sae_lib.TrainState) -> None:
+    model = sae_lib.folded(state)
+    model.save(
+        sae_dir(sae),
+        {"hook_name": f"model.layers.{sae.layer}", "model_name": sae.model_name, "partial": True, "steps": state.step},
+    )
+    SAE.objects.filter(pk=sae.pk).update(
+        status=RunStatus.PARTIAL, steps_done=state.step, loss_curve=_curve(state.losses)
+    )
+
+
+def finish_sae(sae, state, backend, acts, tokens, eval_rows, progress) -> None:
+    model = sae_lib.folded(state)
+    model.save(
+        sae_dir(sae),
+        {
+            "hook_name": f"model.layers.{sae.layer}",
+            "model_name": sae.model_name,
+            "training_tokens": sae.training_tokens,
+            "steps": state.step,
+            "normalize_activations": "none",
+            "dtype": "float32",
+        },
+    )
+    progress(0.9, "Metrics: reconstruction and CE loss recovered")
+    metrics = sae_lib.reconstruction_metrics(model, np.asarray(acts[eval_rows]))
+    metrics["dead_share_train"] = sae_lib.reconstruction_metrics(model, np.asarray(acts))["dead_share"]
+    held_docs = sorted(set(np.asarray(tokens["doc"])[eval_rows].tolist()))[:16]
+    texts = [tokens["texts"][d] for d in held_docs]
+    metrics.update(ce_recovered(backend, model, sae.layer, texts, sae.run.max_tokens_per_text))
+    metrics["eval_tokens"] = len(eval_rows)
+    sae.metrics = metrics
+    sae.loss_curve = _curve(state.losses)
+    sae.steps_done = state.step
+    progress(0.95, "Latent statistics")
+    compute_latent_stats(sae, model, backend, acts, tokens)
+    sae.status = RunStatus.COMPLETE
+    sae.save()
+
+
+# ---- latent statistics ----------------------------------------------------------------------
+
+
+def _context(tokens: dict, row: int, values: np.ndarray, indices: np.ndarray, latent: int) -> dict:
+    """Tokens around `row` in the same document, each with this latent's activation."""
+    doc = tokens["doc"][row]
+    lo, hi = row, row
+    while lo > 0 and tokens["doc"][lo - 1] == doc and row - lo < CONTEXT_BEFORE:
+        lo -= 1
+    while hi + 1 < len(tokens["doc"]) and tokens["doc"][hi + 1] == doc and hi - row < CONTEXT_AFTER:
+        hi += 1
+    window = slice(lo, hi + 1)
+    acts = ((indices[window] == latent) * values[window]).sum(1)
+    return {
+        "tokens": tokens["tokens"][window],
+        "acts": [round(float(a), 3) for a in acts],
+        "focus": row - lo,
+        "max": round(float(acts[row - lo]), 3),
+    }
+
+
+@torch.no_grad()
+def compute_latent_stats(sae: SAE, model: sae_lib.TopKSAE, backend, acts: np.ndarray, tokens: dict) -> None:
+    n = len(acts)
+    values = np.zeros((n, model.k), np.float32)
+    indices = np.zeros((n, model.k), np.int64)
+    for start in range(0, n, 4096):
+        v, i = model.encode_topk(torch.from_numpy(np.asarray(acts[start : start + 4096], dtype=np.float32)))
+        values[start : start + len(v)], indices[start : start + len(v)] = v.numpy(), i.numpy()
+    live = values > 0
+    flat_latent, flat_value, flat_row = indices[live], values[live], np.nonzero(live)[0]
+    order = np.argsort(flat_latent, kind="stable")
+    flat_latent, flat_value, flat_row = flat_latent[order], flat_value[order], flat_row[order]
+    bounds = np.searchsorted(flat_latent, np.arange(model.d_sae + 1))
+    # Logit effects: each decoder direction through the unembedding.
+    unembed = backend.model.get_output_embeddings().weight.float()
+    w_dec = model.W_dec.float()
+    directions = w_dec / w_dec.norm(dim=1, keepdim=True).clamp(1e-8)
+    cosine = directions @ directions.T
+    cosine.fill_diagonal_(-2)
+    neighbour_values, neighbour_indices = cosine.topk(min(5, model.d_sae - 1), dim=1)
+    rng = np.random.default_rng(sae.seed)
+    rows = []
+    for chunk_start in range(0, model.d_sae, 256):
+        logits = directions[chunk_start : chunk_start + 256] @ unembed.T
+        top_v, top_i = logits.topk(8, dim=1)
+        bottom_v, bottom_i = (-logits).topk(8, dim=1)
+        for offset in range(len(logits)):
+            latent = chunk_start + offset
+            lo, hi = bounds[latent], bounds[latent + 1]
+            vals, where = flat_value[lo:hi], flat_row[lo:hi]
+            stats = Latent(sae=sae, index=latent)
+            stats.promoted = [
+                [backend.tokenizer.decode([int(t)]), round(float(v), 3)]
+                for v, t in zip(top_v[offset], top_i[offset], strict=True)
+            ]
+            stats.suppressed = [
+                [backend.tokenizer.decode([int(t)]), round(-float(v), 3)]
+                for v, t in zip(bottom_v[offset], bottom_i[offset], strict=True)
+            ]
+            stats.neighbours = [
+                [int(i), round(float(c), 3)]
+                for c, i in zip(neighbour_values[latent], neighbour_indices[latent], strict=True)
+            ]
+            if len(vals):
+                stats.density = len(vals) / n
+                stats.max_activation = float(vals.max())
+                stats.mean_activation = float(vals.mean())
+                counts, edges = np.histogram(vals, bins=HISTOGRAM_BINS, range=(0, float(vals.max())))
+                stats.histogram = {"edges": [round(float(e), 4) for e in edges], "counts": counts.tolist()}
+                top_rows, seen_docs = [], set()
+                for idx in np.argsort(-vals):  # the strongest, one context per document
+                    doc = tokens["doc"][where[idx]]
+                    if doc not in seen_docs:
+                        seen_docs.add(doc)
+                        top_rows.append(int(where[idx]))
+                    if len(top_rows) == TOP_CONTEXTS:
+                        break
+                stats.top_contexts = [_context(tokens, r, values, indices, latent) for r in top_rows]
+                quantiles = np.quantile(vals, [0, 0.25, 0.5, 0.75, 1.0])
+                bins = []
+                for q in range(4):
+                    inside = np.flatnonzero((vals >= quantiles[q]) & (vals <= quantiles[q + 1]))
+                    picked = rng.choice(inside, size=min(3, len(inside)), replace=False) if len(inside) else []
+                    bins.append(
+                        {
+                            "range": [round(float(quantiles[q]), 3), round(float(quantiles[q + 1]), 3)],
+                            "examples": [_context(tokens, int(where[i]), values, indices, latent) for i in picked],
+                        }
+                    )
+                stats.quantile_examples = bins[::-1]
+            rows.append(stats)
+    notes = dict(Latent.objects.filter(sae=sae).exclude(note="").values_list("index", "note"))
+    with transaction.atomic():
+        Latent.objects.filter(sae=sae).delete()
+        for stats in rows:
+            stats.note = notes.get(stats.index, "")
+        Latent.objects.bulk_create(rows, batch_size=500)
+
+
+# ---- feature scoring ------------------------------------------------------------------------
+
+
+def span_positions(offsets: list[tuple[int, int]], start: int, end: int) -> list[int]:
+    """Token positions whose characters overlap [start, end) (BOS has the empty span (0, 0))."""
+    return [i for i, (a, b) in enumerate(offsets) if b > a and a < end and b > start]
+
+
+@torch.no_grad()
+def pair_activations(backend, model: sae_lib.TopKSAE, layer: int, pairs) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: each latent's max activation over the span tokens of the sentence (S) and
+    over all tokens of the counterfactual (C), BOS excluded. Both [pairs, d_sae]."""
+    sentences = [p.sentence for p in pairs]
+    counterfactuals = [p.counterfactual for p in pairs]
+    s_batch = encode_batch(backend, sentences)
+    c_batch = encode_batch(backend, counterfactuals)
+    s_hidden = capture_layers(backend, s_batch, [layer])[layer]
+    c_hidden = capture_layers(backend, c_batch, [layer])[layer]
+    s_max = np.zeros((len(pairs), model.d_sae), np.float32)
+    c_max = np.zeros((len(pairs), model.d_sae), np.float32)
+    for i, pair in enumerate(pairs):
+        start = pair.sentence.find(pair.span)
+        positions = span_positions(s_batch.offsets[i], start, start + len(pair.span)) or list(
+            range(1, s_batch.lengths[i])
+        )
+        s_max[i] = model.encode(s_hidden[i, positions]).max(0).values.numpy()
+        c_max[i] = model.encode(c_hidden[i, 1 : c_batch.lengths[i]]).max(0).values.numpy()
+    return s_max, c_max
+
+
+def frc_scores(s_max: np.ndarray, c_max: np.ndarray, prefilter: int = 64) -> list[dict]:
+    """LinguaLens' PS, PN and FRC per latent, after a sensitivity pre-filter: the `prefilter`
+    latents whose mean activation rises most from counterfactual to feature span."""
+    scale = np.maximum(np.maximum(s_max.max(0), c_max.max(0)), 1e-6)
+    sensitivity = (s_max.mean(0) - c_max.mean(0)) / scale
+    candidates = [int(i) for i in np.argsort(-sensitivity)[:prefilter] if sensitivity[i] > 0]
+    rows = []
+    for latent in candidates:
+        ps = float((s_max[:, latent] > 0).mean())
+        pn = float((c_max[:, latent] <= 0).mean())
+        frc = 2 * ps * pn / (ps + pn) if ps + pn else 0.0
+        rows.append({"latent": latent, "ps": ps, "pn": pn, "frc": frc, "sensitivity": float(sensitivity[latent])})
+    rows.sort(key=lambda r: (-r["frc"], -r["sensitivity"]))
+    return rows
+
+
+@torch.no_grad()
+def fic_score(
+    backend, model: sae_lib.TopKSAE, layer: int, latent: int, pairs, enhance_value: float, seed: int = 0
+) -> dict:
+    """Feature intervention confidence: how ablating (latent set to 0) or enhancing (latent set
+    to `enhance_value`) moves log P(sentence) - log P(counterfactual), against a random direction
+    of the same size. FIC = 0.5 * P(enhance raises the preference more than random) +
+    0.5 * P(ablation lowers it more than random)."""
+    batch = encode_batch(backend, [p.sentence for p in pairs] + [p.counterfactual for p in pairs])
+    n = len(pairs)
+    direction = model.W_dec[latent]
+    generator = torch.Generator().manual_seed(seed + latent)
+    random_dir = torch.randn(direction.shape, generator=generator)
+    random_dir = random_dir / random_dir.norm() * direction.norm()
+
+    def preference(edit=None) -> torch.Tensor:
+        scores = sequence_logprobs(backend, batch, layer, keep_first(edit) if edit else None)
+        return scores[:n] - scores[n:]
+
+    def latent_value(hidden):
+        return model.encode(hidden.float())[..., latent : latent + 1]
+
+    base = preference()
+    enhanced = preference(lambda h: h + ((enhance_value - latent_value(h)) * direction).to(h.dtype))
+    random_enhanced = preference(lambda h: h + ((enhance_value - latent_value(h)) * random_dir).to(h.dtype))
+    ablated = preference(lambda h: h - (latent_value(h) * direction).to(h.dtype))
+    random_ablated = preference(lambda h: h - (latent_value(h) * random_dir).to(h.dtype))
+    enhance_wins = float(((enhanced - base) > (random_enhanced - base)).float().mean())
+    ablate_wins = float(((base - ablated) > (base - random_ablated)).float().mean())
+    return {
+        "fic": 0.5 * enhance_wins + 0.5 * ablate_wins,
+        "enhance_wins": enhance_wins,
+        "ablate_wins": ablate_wins,
+        "pref_clean": float(base.mean()),
+        "pref_enhanced": float(enhanced.mean()),
+        "pref_random_enhanced": float(random_enhanced.mean()),
+        "pref_ablated": float(ablated.mean()),
+        "pref_random_ablated": float(random_ablated.mean()),
+        "enhance_value": enhance_value,
+        "pairs": n,
+    }
+
+
+def score_sae(
+    sae: SAE,
+    backend,
+    progress: Callable[[float, str], None],
+    feature_ids=None,
+    max_pairs: int = 24,
+    fic_latents: int = 1,
+    fic_pairs: int = 8,
+    top: int = 5,
+) -> dict:
+    model = sae_lib.TopKSAE.load(sae_dir(sae))
+    features = LinguisticFeature.objects.all()
+    if feature_ids:
+        features = features.filter(pk__in=feature_ids)
+    features = list(features.prefetch_related("pairs"))
+    max_act = dict(sae.latents.values_list("index", "max_activation"))
+    summary = {}
+    for number, feature in enumerate(features, 1):
+        pairs = list(feature.pairs.all()[:max_pairs])
+        if not pairs:
+            continue
+        s_max, c_max = pair_activations(backend, model, sae.layer, pairs)
+        rows = frc_scores(s_max, c_max)[:top]
+        scores = []
+        for rank, row in enumerate(rows):
+            score = FeatureScore(
+                sae=sae,
+                feature=feature,
+                latent_index=row["latent"],
+                layer=sae.layer,
+                rank=rank,
+                ps=row["ps"],
+                pn=row["pn"],
+                frc=row["frc"],
+                sensitivity=row["sensitivity"],
+            )
+            if rank < fic_latents:
+                value = 2 * (max_act.get(row["latent"]) or float(s_max[:, row["latent"]].max()) or 1.0)
+                score.fic_detail = fic_score(backend, model, sae.layer, row["latent"], pairs[:fic_pairs], value)
+                score.fic = score.fic_detail["fic"]
+            scores.append(score)
+        with transaction.atomic():
+            FeatureScore.objects.filter(sae=sae, feature=feature).delete()
+            FeatureScore.objects.bulk_create(scores)
+        summary[feature.name] = [[r["latent"], round(r["frc"], 3)] for r in rows[:3]]
+        progress(number / len(features), f"Scored {number}/{len(features)}: {feature.name}")
+    SAE.objects.filter(pk=sae.pk).update(scored=True)
+    return summary
+
+
+# ---- search and steering --------------------------------------------------------------------
+
+
+@torch.no_grad()
+def search_sentence(backend, sae: SAE, sentence: str, top: int = 5) -> dict:
+    model = sae_lib.TopKSAE.load(sae_dir(sae))
+    batch = encode_batch(backend, [sentence], 256)
+    hidden = capture_layers(backend, batch, [sae.layer])[sae.layer][0, 1 : batch.lengths[0]]
+    values, indices = model.encode_topk(hidden)
+    rows = []
+    for position in range(len(hidden)):
+        token = backend.tokenizer.decode([int(batch.ids[0, position + 1])])
+        latents = [
+            [int(i), round(float(v), 3)] for v, i in zip(values[position], indices[position], strict=True) if v > 0
+        ][:top]
+        rows.append({"token": token, "latents": latents})
+    return {"sae": sae.slug, "model": sae.model_name, "layer": sae.layer, "sentence": sentence, "tokens": rows}
+
+
+def steering_hook(model: sae_lib.TopKSAE, interventions: list[dict], normalize: bool):
+    def edit(hidden: torch.Tensor) -> torch.Tensor:
+        out = hidden
+        for item in interventions:
+            direction = model.W_dec[item["index"]].to(hidden.dtype)
+            if item["mode"] == "set":  # set the latent to a value: change its contribution exactly
+                current = model.encode(hidden.float())[..., item["index"] : item["index"] + 1].to(hidden.dtype)
+                out = out + (item["strength"] - current) * direction
+            else:  # additive along the decoder direction
+                if normalize:
+                    direction = direction / direction.norm().clamp(1e-8)
+                out = out + item["strength"] * direction
+        return out
+
+    return keep_first(edit)
+
+
+def run_steering(job: Job, backend=None) -> dict:
+    """Generate without and with the intervention (same prompt, params and seed), streaming
+    each side's text to the job's group as it is produced."""
+    from apps.inference.services import build_params
+
+    run = SteeringRun.objects.select_related("sae__run").get(job=job)
+    sae = run.sae
+    backend = backend or lens_backend(sae.model_name)
+    model = sae_lib.TopKSAE.load(sae_dir(sae))
+    params = build_params(
+        get_model(sae.model_name), {"temperature": run.temperature, "max_tokens": run.max_tokens, "seed": run.seed}
+    )
+    outputs = {"plain": "", "steered": ""}
+    total = 2 * run.max_tokens
+    produced = 0
+    last_check = time.monotonic()
+
+    def should_stop() -> bool:
+        return Job.objects.filter(pk=job.pk, cancel_requested=True).exists()
+
+    for side in ("plain", "steered"):
+        send_to_group(job.group_name, {"type": "steer.delta", "side": side, "text": "", "reset": True})
+        if side == "plain":
+            stream = backend.complete(run.prompt, params, should_stop=should_stop)
+        else:
+            hooks = {sae.layer: steering_hook(model, run.interventions, run.normalize)}
+            stream = backend.generate_with_hooks(run.prompt, params, hooks, should_stop=should_stop)
+        for piece in stream:
+            produced += 1
+            if piece:
+                outputs[side] += piece
+                send_to_group(job.group_name, {"type": "steer.delta", "side": side, "text": piece}, wait=False)
+            if time.monotonic() - last_check > 1.0:
+                last_check = time.monotonic()
+                SteeringRun.objects.filter(pk=run.pk).update(
+                    output_plain=outputs["plain"], output_steered=outputs["steered"]
+                )
+                report_progress(job, produced / total, f"{side}: {len(outputs[side])} characters")
+        SteeringRun.objects.filter(pk=run.pk).update(output_plain=outputs["plain"], output_steered=outputs["steered"])
+        if should_stop():
+            raise JobCancelled
+    return {"plain": outputs["plain"], "steered": outputs["steered"]}
+
+
+# ---- job bodies (called by workers/lingualens.py through run_job) ---------------------------
+
+
+def _progress(job: Job, low: float, high: float) -> Callable[[float, str], None]:
+    def report(fraction: float, message: str) -> None:
+        report_progress(job, low + (high - low) * fraction, message)
+
+    return report
+
+
+def train_job(job: Job, backend=None) -> dict:
+    sae = SAE.objects.select_related("run__corpus").get(pk=job.params["sae_id"])
+    backend = backend or lens_backend(sae.model_name)
+    run = sae.run
+    if run.status != RunStatus.COMPLETE:
+        collect_activations(run, backend, _progress(job, 0.0, 0.3))
+    try:
+        train_sae(sae, backend, _progress(job, 0.3, 1.0))
+    except JobCancelled:
+        raise
+    except Exception:
+        SAE.objects.filter(pk=sae.pk).exclude(status=RunStatus.PARTIAL).update(status=RunStatus.FAILED)
+        raise
+    sae.refresh_from_db()
+    return {
+        "sae": sae.slug,
+        **{
+            key: round(value, 4)
+            for key, value in sae.metrics.items()
+            if key in ("l0", "explained_variance", "dead_share", "ce_recovered")
+        },
+    }
+
+
+def score_job(job: Job, backend=None) -> dict:
+    sae = SAE.objects.select_related("run").get(pk=job.params["sae_id"])
+    backend = backend or lens_backend(sae.model_name)
+    p = job.params
+    summary = score_sae(
+        sae,
+        backend,
+        _progress(job, 0.0, 1.0),
+        p.get("feature_ids"),
+        p.get("max_pairs", 24),
+        p.get("fic_latents", 1),
+        p.get("fic_pairs", 8),
+    )
+    return {"features": len(summary), "finished_at": timezone.now().isoformat()}
+
+
+def search_job(job: Job, backend=None) -> dict:
+    sae = SAE.objects.select_related("run").get(pk=job.params["sae_id"])
+    backend = backend or lens_backend(sae.model_name)
+    report_progress(job, 0.1, "Reading the sentence")
+    return search_sentence(backend, sae, job.params["sentence"])

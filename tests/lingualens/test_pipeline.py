@@ -1,0 +1,178 @@
+"""Each pipeline step on a tiny run with the real Gemma-3-270m: activations, SAE training and
+metrics, latent statistics, feature scoring (PS/PN/FRC/FIC), search and steering."""
+
+import json
+
+import numpy as np
+import pytest
+
+from apps.jobs.services import JobCancelled, cancel_job
+from apps.lingualens import pipeline, services
+from apps.lingualens.models import ActivationRun, FeatureScore, Latent, LinguisticFeature, RunStatus
+from apps.lingualens.sae import TopKSAE
+
+pytestmark = [pytest.mark.model, pytest.mark.django_db]
+
+
+def test_activation_run_stores_fp16_and_tokens(researcher, tiny_corpus, lens_dir, gemma):
+    run = ActivationRun.objects.create(owner=researcher, corpus=tiny_corpus, layers=[2, 5], max_tokens_per_text=16)
+    pipeline.collect_activations(run, gemma, lambda fraction, message: None)
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETE
+    assert run.d_model == 640
+    acts, tokens = pipeline.load_run_arrays(run, 5)
+    assert acts.dtype == np.float16
+    assert acts.shape == (run.n_tokens, 640)
+    assert len(tokens["tokens"]) == run.n_tokens == len(tokens["doc"])
+    assert len(tokens["texts"]) == len(tiny_corpus.texts)
+    # Compared with the backend's own activations (BOS left out here).
+    reference = gemma.activations([tiny_corpus.texts[0]], [5])[0]["layers"][5][1:]
+    n = min(len(reference), 15)
+    assert np.allclose(acts[:n].astype(np.float32), reference[:n].astype(np.float32), atol=0.05, rtol=0.02)
+    assert "".join(tokens["tokens"][:n]).strip() in tiny_corpus.texts[0]
+
+
+def test_cancelled_activation_run_is_partial_and_resumes(researcher, tiny_corpus, lens_dir, gemma):
+    run = ActivationRun.objects.create(owner=researcher, corpus=tiny_corpus, layers=[3], max_tokens_per_text=16)
+    calls = []
+
+    def cancel_after_first(fraction, message):
+        calls.append(fraction)
+        if len(calls) == 1:
+            raise JobCancelled
+
+    with pytest.raises(JobCancelled):
+        pipeline.collect_activations(run, gemma, cancel_after_first)
+    run.refresh_from_db()
+    assert run.status == RunStatus.PARTIAL
+    assert run.n_texts_done == pipeline.BATCH
+    partial_tokens = run.n_tokens
+    pipeline.collect_activations(run, gemma, lambda f, m: None)
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETE
+    assert run.n_texts_done == len(tiny_corpus.texts)
+    acts, tokens = pipeline.load_run_arrays(run, 3)
+    assert len(acts) == run.n_tokens > partial_tokens
+    assert len(tokens["texts"]) == len(tiny_corpus.texts)
+
+
+def test_training_reports_metrics_and_saves_sae_lens_files(tiny_sae, lens_dir):
+    metrics = tiny_sae.metrics
+    assert tiny_sae.status == RunStatus.COMPLETE
+    assert 0 < metrics["l0"] <= tiny_sae.k
+    assert 0.2 < metrics["explained_variance"] <= 1
+    assert 0 <= metrics["dead_share"] <= 1
+    assert metrics["ce_ablated"] > metrics["ce_clean"]
+    assert metrics["ce_recovered"] == pytest.approx(
+        (metrics["ce_ablated"] - metrics["ce_sae"]) / (metrics["ce_ablated"] - metrics["ce_clean"])
+    )
+    assert metrics["ce_recovered"] > 0  # the SAE is far better than zero-ablating the layer
+    folder = lens_dir / "saes" / tiny_sae.slug
+    cfg = json.loads((folder / "cfg.json").read_text())
+    assert cfg["architecture"] == "topk"
+    assert cfg["d_sae"] == 128
+    assert cfg["hook_name"] == "model.layers.3"
+    assert TopKSAE.load(folder).W_dec.shape == (128, 640)
+    assert tiny_sae.loss_curve[0][1] > tiny_sae.loss_curve[-1][1]  # the loss went down
+
+
+def test_latent_statistics(tiny_sae):
+    latents = Latent.objects.filter(sae=tiny_sae)
+    assert latents.count() == 128
+    live = latents.filter(density__gt=0).order_by("-density").first()
+    assert live.top_contexts
+    assert live.histogram["counts"]
+    context = live.top_contexts[0]
+    assert context["acts"][context["focus"]] == pytest.approx(live.max_activation, rel=1e-3)
+    assert sum(live.histogram["counts"]) == round(live.density * tiny_sae.run.n_tokens)
+    assert len(live.promoted) == 8
+    assert len(live.suppressed) == 8
+    assert live.promoted[0][1] >= live.promoted[-1][1]
+    assert len(live.neighbours) == 5
+    assert all(-1 <= c <= 1 for _i, c in live.neighbours)
+    assert live.quantile_examples
+    assert live.quantile_examples[0]["examples"]
+
+
+def test_scoring_frc_and_fic(tiny_sae, gemma):
+    features = list(LinguisticFeature.objects.filter(name__in=["Passive voice", "把 construction"]))
+    summary = pipeline.score_sae(
+        tiny_sae, gemma, lambda f, m: None, [f.pk for f in features], max_pairs=12, fic_latents=1, fic_pairs=4
+    )
+    assert set(summary) == {"Passive voice", "把 construction"}
+    for feature in features:
+        scores = list(FeatureScore.objects.filter(sae=tiny_sae, feature=feature).order_by("rank"))
+        assert scores, feature.name
+        best = scores[0]
+        assert best.frc == pytest.approx(2 * best.ps * best.pn / (best.ps + best.pn))
+        assert best.frc >= scores[-1].frc
+        assert best.frc > 0.5  # a latent on the tiny corpus separates the feature from its counterfactual
+        assert best.fic is not None
+        assert 0 <= best.fic <= 1
+        assert best.fic_detail["pairs"] == 4
+
+
+def test_frc_formula_and_prefilter():
+    s = np.array([[1.0, 0.0, 2.0], [1.0, 0.5, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 1.0]])
+    c = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 1.0]])
+    rows = {row["latent"]: row for row in pipeline.frc_scores(s, c)}
+    assert 1 not in rows  # fires more on counterfactuals: filtered out
+    assert rows[0]["ps"] == 0.75
+    assert rows[0]["pn"] == 0.75
+    assert rows[0]["frc"] == pytest.approx(0.75)
+    assert rows[2]["ps"] == 0.75
+    assert rows[2]["pn"] == 0.5
+    assert rows[2]["frc"] == pytest.approx(0.6)
+
+
+def test_search_and_steering(tiny_sae, gemma, researcher, django_capture_on_commit_callbacks):
+    result = pipeline.search_sentence(gemma, tiny_sae, "The door was painted by Tom.")
+    assert [row["token"] for row in result["tokens"]][:2] == ["The", " door"]
+    assert all(len(row["latents"]) <= 5 for row in result["tokens"])
+    assert any(row["latents"] for row in result["tokens"])
+
+    latent = Latent.objects.filter(sae=tiny_sae).order_by("-density").first().index
+    run = services.start_steering(
+        researcher, tiny_sae, "The weather today is", f"{latent}:80", seed=3, max_tokens=8, temperature=0
+    )
+    out = pipeline.run_steering(run.job, backend=gemma)
+    run.refresh_from_db()
+    assert run.output_plain == out["plain"]
+    assert run.output_steered == out["steered"]
+    assert out["plain"]
+    assert out["steered"] != out["plain"]
+    # Same seed, no intervention: the plain side is reproducible.
+    again = services.start_steering(
+        researcher, tiny_sae, "The weather today is", f"{latent}:0", seed=3, max_tokens=8, temperature=0
+    )
+    assert pipeline.run_steering(again.job, backend=gemma)["steered"] == out["plain"]
+
+
+def test_cancelled_training_is_partial_and_resumes(
+    researcher, tiny_corpus, lens_dir, gemma, django_capture_on_commit_callbacks
+):
+    from tests.lingualens.conftest import TINY
+
+    sae = services.start_training(researcher, tiny_corpus, **{**TINY, "training_tokens": 51200})
+    run = sae.run
+    pipeline.collect_activations(run, gemma, lambda f, m: None)
+    seen = []
+
+    def cancel_midway(fraction, message):
+        seen.append(fraction)
+        if fraction >= 0.5:
+            raise JobCancelled
+
+    with pytest.raises(JobCancelled):
+        pipeline.train_sae(sae, gemma, cancel_midway)
+    sae.refresh_from_db()
+    assert sae.status == RunStatus.PARTIAL
+    assert 0 < sae.steps_done < sae.steps_total
+    assert (lens_dir / "saes" / sae.slug / "cfg.json").exists()  # partial weights usable
+    done_before = sae.steps_done
+    cancel_job(sae.job)  # what run_job does for the task when JobCancelled reaches it
+    services.restart_training(researcher, sae, resume=True)
+    pipeline.train_sae(sae, gemma, lambda f, m: None)
+    sae.refresh_from_db()
+    assert sae.status == RunStatus.COMPLETE
+    assert sae.steps_done == sae.steps_total > done_before
