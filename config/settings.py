@@ -127,6 +127,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "workers.cpu.sweep_stale_jobs", "schedule": 60.0},
+    "pbl-orchestrator": {"task": "workers.pbl.orchestrate", "schedule": 30.0, "options": {"queue": "cpu"}},
 }
 JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 300, minimum=10)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
@@ -197,3 +198,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# PBL studio (apps.pbl): the model its agents and judge use, and the orchestrator's pace.
+PBL_CHAT_MODEL = env_str("PBL_CHAT_MODEL", DEFAULT_CHAT_MODEL)
+PBL_AGENT_MAX_TOKENS = env_int("PBL_AGENT_MAX_TOKENS", 120, minimum=16)
+PBL_JUDGE_MAX_TOKENS = env_int("PBL_JUDGE_MAX_TOKENS", 80, minimum=16)
+# A reply still queued after this long is shown as "agent unavailable" (the model worker is down or busy).
+PBL_AGENT_UNAVAILABLE_AFTER_SECONDS = env_float("PBL_AGENT_UNAVAILABLE_AFTER_SECONDS", 8.0)
+PBL_ORCHESTRATOR_SECONDS = env_float("PBL_ORCHESTRATOR_SECONDS", 30.0)
+CELERY_BEAT_SCHEDULE["pbl-orchestrator"]["schedule"] = PBL_ORCHESTRATOR_SECONDS

@@ -1,5 +1,320 @@
-"""JSON API for PBL studio (mounted under /api/ by config/api.py)."""
+"""JSON API for PBL studio (mounted under /api/ by config/api.py). Every student action
+(join, workspace, chat, document, tasks, milestones, exams) and the teacher's dashboard
+and event export. The same service functions as the pages decide who may do what."""
 
-from ninja import Router
+import json
+from collections.abc import Callable
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
+from ninja import Router, Schema
+from ninja.errors import HttpError
+
+from apps.accounts import services as account_services
+from apps.accounts.permissions import can_access_area
+from apps.pbl import dashboard, events, schema, services
+from apps.pbl.models import ChatMessage, Event, MilestoneSubmission, Project, ProjectRun, Team
+from apps.pbl.present import message_out, submission_out, workspace_out
 
 router = Router(tags=["pbl"])
+
+
+def api_errors(view: Callable) -> Callable:
+    """Service errors become HTTP errors with the service's own words."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not can_access_area(request.auth, "pbl"):
+            raise HttpError(403, "Your role cannot use PBL studio.")
+        try:
+            return view(request, *args, **kwargs)
+        except PermissionDenied as exc:
+            raise HttpError(403, str(exc) or "Forbidden") from None
+        except ValidationError as exc:
+            raise HttpError(400, " ".join(exc.messages)) from None
+
+    return wrapped
+
+
+def get_run(run_id: int) -> ProjectRun:
+    run = ProjectRun.objects.select_related("project", "cohort").filter(pk=run_id).first()
+    if run is None:
+        raise HttpError(404, "No such project run")
+    return run
+
+
+def get_team(request, team_id: int) -> Team:
+    team = Team.objects.select_related("run__project", "run__cohort").filter(pk=team_id).first()
+    if team is None:
+        raise HttpError(404, "No such team")
+    if not services.can_view_team(request.auth, team):
+        raise HttpError(403, "This is another team's workspace.")
+    return team
+
+
+class CodeIn(Schema):
+    code: str
+
+
+class NameIn(Schema):
+    name: str
+
+
+class TextIn(Schema):
+    text: str
+
+
+class DocumentIn(Schema):
+    text: str
+    base_version: int
+
+
+class TaskIn(Schema):
+    title: str
+
+
+class TaskMoveIn(Schema):
+    status: str
+    assign_to_me: bool = False
+
+
+class AnswersIn(Schema):
+    answers: dict
+
+
+class OverrideIn(Schema):
+    verdict: str
+    note: str = ""
+
+
+class StatusIn(Schema):
+    status: str
+
+
+class TeamsIn(Schema):
+    size: int = 3
+
+
+def run_out(run: ProjectRun, user) -> dict:
+    team = services.learner_team(user, run)
+    return {
+        "id": run.pk,
+        "project": run.project.title,
+        "driving_question": run.project.driving_question,
+        "cohort": run.cohort.name,
+        "status": run.status,
+        "team": team.pk if team else None,
+    }
+
+
+# ---- students ------------------------------------------------------------------------------
+
+
+@router.post("/pbl/join")
+@api_errors
+def join(request, payload: CodeIn):
+    cohort = account_services.join_cohort(request.auth, payload.code)
+    return {
+        "cohort": cohort.name,
+        "runs": [run_out(r, request.auth) for r in services.student_runs(request.auth) if r.cohort_id == cohort.pk],
+    }
+
+
+@router.get("/pbl/runs")
+@api_errors
+def runs(request):
+    user = request.auth
+    found = services.teacher_runs(user) if user.role in ("teacher", "admin") else services.student_runs(user)
+    return [run_out(r, user) for r in found]
+
+
+@router.post("/pbl/runs/{run_id}/team")
+@api_errors
+def join_team(request, run_id: int, payload: NameIn):
+    team = services.join_team(request.auth, get_run(run_id), payload.name)
+    return {"id": team.pk, "name": team.name, "members": [m.username for m in team.members.all()]}
+
+
+@router.get("/pbl/runs/{run_id}/exams/{kind}")
+@api_errors
+def exam(request, run_id: int, kind: str):
+    run = get_run(run_id)
+    if not (run.cohort.students.filter(pk=request.auth.pk).exists() or services.is_run_teacher(request.auth, run)):
+        raise HttpError(403, "Not your class.")
+    return {"kind": kind, "questions": services.exam_questions(run, kind)}
+
+
+@router.post("/pbl/runs/{run_id}/exams/{kind}")
+@api_errors
+def answer_exam(request, run_id: int, kind: str, payload: AnswersIn):
+    run = get_run(run_id)
+    attempt = services.submit_exam(request.auth, run, kind, payload.answers)
+    summary = services.exam_summary(run, request.auth)
+    return {
+        "score": attempt.score,
+        "max_score": attempt.max_score,
+        "fraction": round(attempt.fraction, 3),
+        "graded": attempt.graded,
+        "pre": summary["pre"],
+        "post": summary["post"],
+        "gain": summary["gain"],
+    }
+
+
+@router.get("/pbl/teams/{team_id}/workspace")
+@api_errors
+def workspace(request, team_id: int):
+    return workspace_out(services.workspace_state(request.auth, get_team(request, team_id)))
+
+
+@router.post("/pbl/teams/{team_id}/messages")
+@api_errors
+def post_message(request, team_id: int, payload: TextIn):
+    result = services.post_message(request.auth, get_team(request, team_id), payload.text)
+    return {"message": message_out(result["message"]), "replies": [message_out(m) for m in result["replies"]]}
+
+
+@router.get("/pbl/teams/{team_id}/messages")
+@api_errors
+def messages(request, team_id: int, after: int = 0):
+    team = get_team(request, team_id)
+    found = ChatMessage.objects.filter(team=team, pk__gt=after).select_related("author", "job").order_by("pk")[:200]
+    return [message_out(m) for m in found]
+
+
+@router.put("/pbl/teams/{team_id}/document")
+@api_errors
+def save_document(request, team_id: int, payload: DocumentIn):
+    return services.save_document(request.auth, get_team(request, team_id), payload.text, payload.base_version)
+
+
+@router.get("/pbl/teams/{team_id}/document/versions")
+@api_errors
+def document_versions(request, team_id: int):
+    team = get_team(request, team_id)
+    return [
+        {
+            "number": v.number,
+            "author": v.author.username,
+            "base": v.base_number,
+            "merged": v.merged,
+            "conflict": v.conflict,
+            "chars_added": v.chars_added,
+            "created_at": v.created_at.isoformat(),
+            "text": v.text,
+        }
+        for v in services.document_versions(team)
+    ]
+
+
+@router.post("/pbl/teams/{team_id}/tasks")
+@api_errors
+def add_task(request, team_id: int, payload: TaskIn):
+    task = services.add_task(request.auth, get_team(request, team_id), payload.title)
+    return {"id": task.pk, "title": task.title, "status": task.status}
+
+
+@router.patch("/pbl/teams/{team_id}/tasks/{task_id}")
+@api_errors
+def move_task(request, team_id: int, task_id: int, payload: TaskMoveIn):
+    task = services.move_task(request.auth, get_team(request, team_id), task_id, payload.status, payload.assign_to_me)
+    return {"id": task.pk, "status": task.status, "assignee": task.assignee.username if task.assignee else None}
+
+
+@router.post("/pbl/teams/{team_id}/milestones/{milestone_key}/submit")
+@api_errors
+def submit_milestone(request, team_id: int, milestone_key: str):
+    return submission_out(services.submit_milestone(request.auth, get_team(request, team_id), milestone_key))
+
+
+@router.get("/pbl/submissions/{submission_id}")
+@api_errors
+def submission(request, submission_id: int):
+    found = (
+        MilestoneSubmission.objects.select_related("team__run__cohort", "submitted_by").filter(pk=submission_id).first()
+    )
+    if found is None:
+        raise HttpError(404, "No such submission")
+    get_team(request, found.team_id)
+    return submission_out(found)
+
+
+# ---- teachers ------------------------------------------------------------------------------
+
+
+def teacher_run(request, run_id: int) -> ProjectRun:
+    run = get_run(run_id)
+    services.require_run_teacher(request.auth, run)
+    return run
+
+
+@router.get("/pbl/runs/{run_id}/dashboard")
+@api_errors
+def run_dashboard(request, run_id: int, team: int | None = None, learner: str = "", verb: str = ""):
+    return dashboard.api_payload(dashboard.dashboard_data(teacher_run(request, run_id), team, learner, verb))
+
+
+@router.get("/pbl/runs/{run_id}/events")
+@api_errors
+def run_events(request, run_id: int, format: str = "xapi"):  # noqa: A002  (the query parameter's name)
+    run = teacher_run(request, run_id)
+    found = Event.objects.filter(run=run).order_by("timestamp", "pk")
+    if format == "csv":
+        response = HttpResponse(events.events_csv(found), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="pbl-run-{run.pk}-events.csv"'
+        return response
+    if format != "xapi":
+        raise HttpError(400, "format must be csv or xapi")
+    return [events.xapi_statement(e) for e in found]
+
+
+@router.post("/pbl/runs/{run_id}/status")
+@api_errors
+def run_status(request, run_id: int, payload: StatusIn):
+    run = services.set_run_status(request.auth, teacher_run(request, run_id), payload.status)
+    return {"id": run.pk, "status": run.status}
+
+
+@router.post("/pbl/runs/{run_id}/teams")
+@api_errors
+def form_teams(request, run_id: int, payload: TeamsIn):
+    teams = services.form_teams(request.auth, teacher_run(request, run_id), payload.size)
+    return [{"id": t.pk, "name": t.name, "members": [m.username for m in t.members.all()]} for t in teams]
+
+
+@router.put("/pbl/runs/{run_id}/thresholds")
+@api_errors
+def thresholds(request, run_id: int, payload: dict):
+    return services.set_thresholds(request.auth, teacher_run(request, run_id), payload)
+
+
+@router.post("/pbl/submissions/{submission_id}/override")
+@api_errors
+def override(request, submission_id: int, payload: OverrideIn):
+    found = MilestoneSubmission.objects.select_related("team__run__cohort").filter(pk=submission_id).first()
+    if found is None:
+        raise HttpError(404, "No such submission")
+    services.override_submission(request.auth, found, payload.verdict, payload.note)
+    found.refresh_from_db()
+    return submission_out(found)
+
+
+@router.post("/pbl/projects")
+@api_errors
+def import_project(request):
+    data = schema.parse_project_json(request.body)
+    project = services.create_project(request.auth, data)
+    return {"id": project.pk, "title": project.title}
+
+
+@router.get("/pbl/projects/{project_id}/export")
+@api_errors
+def export_project(request, project_id: int):
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        raise HttpError(404, "No such project")
+    services.require_project_owner(request.auth, project)
+    return HttpResponse(
+        json.dumps(schema.export_project(project), indent=2, ensure_ascii=False), content_type="application/json"
+    )

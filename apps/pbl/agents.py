@@ -1,0 +1,219 @@
+"""Collaborator agents, worker side: policy before, streamed generation gated sentence by
+sentence by the policy after, guidance instead of over-reaching help, events for all of it."""
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+
+from apps.inference.backends import GenerationParams
+from apps.inference.registry import get_model
+from apps.jobs.events import send_to_group
+from apps.jobs.models import Job
+from apps.jobs.services import report_progress
+from apps.pbl import boundary, textutil
+from apps.pbl.events import log_event, publish_team, team_group
+from apps.pbl.models import ChatMessage, MessageStatus
+
+logger = logging.getLogger(__name__)
+
+RESOURCE_CHARS = 1200
+SENTENCE_END = (".", "!", "?", "\n")
+
+
+def relevant_resources(resources: list[dict], text: str, limit: int = 2) -> list[dict]:
+    ranked = sorted(resources, key=lambda r: textutil.word_overlap(text, r["text"]), reverse=True)
+    return ranked[:limit]
+
+
+def agent_messages(agent: dict, project, stage: dict, request: str, history: list[ChatMessage]) -> list[dict]:
+    """The chat prompt: role, persona and boundary, the stage, the most relevant resources,
+    a few recent turns, then the learner's message."""
+    resources = "\n".join(
+        f"- {r['title']}: {r['text'][:RESOURCE_CHARS]}" for r in relevant_resources(project.spec["resources"], request)
+    )
+    system = (
+        f"You are {agent['name']}, a {agent['role'].replace('_', ' ')} helping a student team. {agent['persona']}\n"
+        f"Project: {project.title}. Driving question: {project.driving_question}\n"
+        f"Current stage: {stage['title']}. The students must write: {stage['deliverable']['title']}.\n"
+        f"You may: {'; '.join(agent['may'])}.\nYou must not: {'; '.join(agent['must_not'])}.\n"
+        "Answer briefly (at most 4 sentences). Prefer questions and hints. Never write the students' text for them.\n"
+        f"Resources:\n{resources}"
+    )
+    messages = [{"role": "system", "content": system}]
+    for turn in history[-4:]:
+        if turn.text:
+            role = "user" if turn.kind == "learner" else "assistant"
+            messages.append(
+                {"role": role, "content": f"{turn.speaker}: {turn.text[:400]}" if role == "user" else turn.text[:400]}
+            )
+    messages.append({"role": "user", "content": request})
+    return messages
+
+
+def _publish_delta(team_id: int, message_id: int, start: int, text: str) -> None:
+    send_to_group(
+        team_group(team_id), {"type": "pbl.delta", "message_id": message_id, "start": start, "text": text}, wait=False
+    )
+
+
+def answer(job: Job) -> dict:
+    """Celery body of a pbl_agent_reply job."""
+    from apps.inference.services import load_backend
+
+    message = ChatMessage.objects.select_related("team__run__project", "reply_to__author").get(job=job)
+    team, request = message.team, message.reply_to
+    project = team.run.project
+    agent = project.agent(message.agent_name)
+    stage = team.stage or project.stages[-1]
+    strictness = agent.get("strictness", "medium")
+    backend = load_backend(get_model(settings.PBL_CHAT_MODEL))
+    learner = request.author
+    context = {"stage": stage["key"], "agent": agent["name"], "strictness": strictness, "request": request.pk}
+    report_progress(job, 0.05, f"{agent['name']} is reading your message")
+
+    # 1. Policy before generation: rules + constrained classification.
+    model_label = None
+    try:
+        model_label = backend.generate_json(boundary.classifier_messages(request.text, stage), choices=boundary.CHOICES)
+    except Exception:  # noqa: BLE001  (the rules still apply when the classifier fails)
+        logger.exception("boundary classifier failed")
+    decision = boundary.decide_before(request.text, stage, strictness, model_label)
+    message.meta = {
+        **message.meta,
+        "before": {
+            "label": decision.label,
+            "reason": decision.reason,
+            "rule": decision.rule,
+            "model_label": decision.model_label,
+        },
+    }
+    if not decision.allowed:
+        text = boundary.guidance(agent, stage, project.spec["resources"], request.text, decision.label)
+        return _finish_guided(
+            message,
+            text,
+            "refused",
+            learner,
+            context,
+            {
+                "reason": decision.label,
+                "by": decision.reason,
+                "rule": decision.rule,
+                "model_label": decision.model_label,
+            },
+        )
+
+    # 2. Generate, releasing text to the chat a sentence at a time while the policy after allows it.
+    report_progress(job, 0.15, f"{agent['name']} is writing")
+    ChatMessage.objects.filter(pk=message.pk).update(status=MessageStatus.STREAMING, text="")
+    publish_team(team.pk, {"type": "pbl.message", "message_id": message.pk})
+    history = list(team.messages.filter(created_at__lt=request.created_at).order_by("-created_at")[:4])[::-1]
+    params = GenerationParams(
+        temperature=0.3, max_tokens=settings.PBL_AGENT_MAX_TOKENS, repetition_penalty=1.2, seed=request.pk
+    )
+    drafted, released = "", ""
+    stopped = None
+    for piece in backend.chat(agent_messages(agent, project, stage, request.text, history), params):
+        drafted += piece
+        if not drafted.rstrip().endswith(SENTENCE_END) and len(drafted) - len(released) < 160:
+            continue
+        check = boundary.check_after(drafted, stage, strictness)
+        if check.ready:
+            stopped = check
+            break
+        _release(message, team.pk, released, drafted)
+        released = drafted
+    final = stopped or boundary.check_after(drafted, stage, strictness)
+    if final.ready:
+        text = boundary.guidance(agent, stage, project.spec["resources"], request.text, "draft")
+        return _finish_guided(
+            message,
+            text,
+            "downgraded",
+            learner,
+            context,
+            {"reason": "deliverable_ready", **final.as_dict(), "draft_words": final.words},
+        )
+    _release(message, team.pk, released, drafted)
+    text = drafted.strip() or f"({agent['name']} has nothing to add. Try asking a more specific question.)"
+    telling = final.score >= boundary.TELLING_SCORE
+    with transaction.atomic():
+        ChatMessage.objects.filter(pk=message.pk).update(
+            text=text,
+            status=MessageStatus.DONE,
+            meta={**message.meta, "after": final.as_dict(), "telling": telling},
+        )
+        log_event(
+            team.run,
+            "replied",
+            "message",
+            message.pk,
+            team=team,
+            actor_name=f"agent:{agent['name']}",
+            result={
+                "to": learner.username if learner else "",
+                "words": final.words,
+                "telling": telling,
+                "score": round(final.score, 3),
+                "guided": False,
+            },
+            context=context,
+        )
+    publish_team(team.pk, {"type": "pbl.message", "message_id": message.pk})
+    return {"status": "done", "words": final.words}
+
+
+def _release(message: ChatMessage, team_id: int, released: str, drafted: str) -> None:
+    if len(drafted) <= len(released):
+        return
+    ChatMessage.objects.filter(pk=message.pk).update(text=drafted)
+    _publish_delta(team_id, message.pk, len(released), drafted[len(released) :])
+
+
+def _finish_guided(message: ChatMessage, text: str, verb: str, learner, context: dict, result: dict) -> dict:
+    team = message.team
+    with transaction.atomic():
+        ChatMessage.objects.filter(pk=message.pk).update(
+            text=text, status=MessageStatus.GUIDED, meta={**message.meta, verb: result, "telling": False}
+        )
+        log_event(
+            team.run,
+            verb,
+            "message",
+            message.pk,
+            team=team,
+            actor_name=f"agent:{message.agent_name}",
+            result={**result, "to": learner.username if learner else ""},
+            context=context,
+        )
+        log_event(
+            team.run,
+            "replied",
+            "message",
+            message.pk,
+            team=team,
+            actor_name=f"agent:{message.agent_name}",
+            result={
+                "to": learner.username if learner else "",
+                "words": len(textutil.words(text)),
+                "telling": False,
+                "guided": True,
+                "draft_telling": verb == "downgraded",
+            },
+            context=context,
+        )
+    # Replaces whatever was streamed with the guidance.
+    publish_team(team.pk, {"type": "pbl.message", "message_id": message.pk})
+    return {"status": "guided", "reason": result.get("reason")}
+
+
+def fail_reply(job: Job, error: str) -> None:
+    """A job that failed for good leaves a clear message in the chat, not a spinner."""
+    message = ChatMessage.objects.filter(job=job).first()
+    if message is None:
+        return
+    ChatMessage.objects.filter(pk=message.pk).update(
+        status=MessageStatus.FAILED, text=f"{message.agent_name} could not answer: {error[:200]}"
+    )
+    publish_team(message.team_id, {"type": "pbl.message", "message_id": message.pk})

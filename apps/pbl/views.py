@@ -1,0 +1,356 @@
+"""PBL studio pages. Thin: services decide; views render, and turn service errors into
+messages on the page (nothing the user typed is lost: forms re-render with it)."""
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.accounts import services as account_services
+from apps.accounts.models import Cohort, Role
+from apps.accounts.permissions import area_required, has_role
+from apps.pbl import dashboard, events, schema, services
+from apps.pbl.models import ChatMessage, Event, MilestoneSubmission, Project, ProjectRun, Team
+from apps.pbl.orchestrator import THRESHOLD_HELP, thresholds_for
+from apps.pbl.present import message_state
+
+
+def _errors(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+def _team(request, team_id: int) -> Team:
+    team = get_object_or_404(Team.objects.select_related("run__project", "run__cohort"), pk=team_id)
+    if not services.can_view_team(request.user, team):
+        raise PermissionDenied("This is another team's workspace.")
+    return team
+
+
+def _teacher_run(request, run_id: int) -> ProjectRun:
+    run = get_object_or_404(ProjectRun.objects.select_related("project", "cohort"), pk=run_id)
+    services.require_run_teacher(request.user, run)
+    return run
+
+
+@area_required("pbl")
+def index(request):
+    user = request.user
+    if request.method == "POST" and "join-code" in request.POST:
+        try:
+            cohort = account_services.join_cohort(user, request.POST["join-code"])
+            messages.success(request, f"You joined {cohort.name}.")
+        except (ValidationError, PermissionDenied) as exc:
+            messages.error(request, _errors(exc) if isinstance(exc, ValidationError) else str(exc))
+        return redirect("pbl:index")
+    if has_role(user, Role.TEACHER):
+        return render(
+            request,
+            "pbl/teacher_index.html",
+            {
+                "projects": services.teacher_projects(user),
+                "runs": services.teacher_runs(user).prefetch_related("teams"),
+                "cohorts": Cohort.objects.all() if user.role == Role.ADMIN else user.taught_cohorts.all(),
+            },
+        )
+    runs = []
+    for run in services.student_runs(user):
+        runs.append({"run": run, "team": services.learner_team(user, run), "exams": services.exam_summary(run, user)})
+    return render(request, "pbl/student_index.html", {"runs": runs, "cohorts": user.cohorts.all()})
+
+
+# ---- teacher: projects ---------------------------------------------------------------------
+
+
+@area_required("pbl")
+@require_POST
+def project_import(request):
+    if not has_role(request.user, Role.TEACHER):
+        raise PermissionDenied("Only teachers author projects.")
+    upload = request.FILES.get("file")
+    raw = upload.read(schema.MAX_PROJECT_BYTES + 1) if upload else request.POST.get("json", "").encode()
+    try:
+        project = services.create_project(request.user, schema.parse_project_json(raw))
+    except ValidationError as exc:
+        messages.error(request, f"The project was not imported: {_errors(exc)}")
+        return redirect("pbl:index")
+    messages.success(request, f"Imported “{project.title}”.")
+    return redirect("pbl:project_edit", project_id=project.pk)
+
+
+@area_required("pbl")
+def project_edit(request, project_id: int):
+    project = get_object_or_404(Project, pk=project_id)
+    services.require_project_owner(request.user, project)
+    text = json.dumps(schema.export_project(project), indent=2, ensure_ascii=False)
+    error = ""
+    if request.method == "POST":
+        try:
+            if "strictness-agent" in request.POST:
+                services.set_agent_strictness(
+                    request.user, project, request.POST["strictness-agent"], request.POST.get("strictness", "")
+                )
+                messages.success(request, "Strictness saved.")
+                return redirect("pbl:project_edit", project_id=project.pk)
+            text = request.POST.get("json", "")
+            services.update_project(request.user, project, schema.parse_project_json(text.encode()))
+            messages.success(request, "Project saved.")
+            return redirect("pbl:project_edit", project_id=project.pk)
+        except ValidationError as exc:
+            error = _errors(exc)  # the text the teacher typed stays in the editor
+    return render(
+        request,
+        "pbl/project_edit.html",
+        {"project": project, "json_text": text, "error": error, "strictness_choices": schema.STRICTNESS},
+    )
+
+
+@area_required("pbl")
+def project_export(request, project_id: int):
+    project = get_object_or_404(Project, pk=project_id)
+    services.require_project_owner(request.user, project)
+    response = HttpResponse(
+        json.dumps(schema.export_project(project), indent=2, ensure_ascii=False), content_type="application/json"
+    )
+    response["Content-Disposition"] = f'attachment; filename="pbl-project-{project.pk}.json"'
+    return response
+
+
+# ---- teacher: runs --------------------------------------------------------------------------
+
+
+@area_required("pbl")
+@require_POST
+def run_create(request):
+    project = get_object_or_404(Project, pk=request.POST.get("project") or 0)
+    cohort = get_object_or_404(Cohort, pk=request.POST.get("cohort") or 0)
+    run = services.create_run(request.user, project, cohort)
+    messages.success(request, f"“{project.title}” is ready for {cohort.name}. Form teams, then open it.")
+    return redirect("pbl:run_manage", run_id=run.pk)
+
+
+@area_required("pbl")
+def run_manage(request, run_id: int):
+    run = _teacher_run(request, run_id)
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action in ("open", "closed"):
+                services.set_run_status(request.user, run, action)
+                messages.success(request, "The project is open." if action == "open" else "The project is closed.")
+            elif action == "teams":
+                teams = services.form_teams(request.user, run, int(request.POST.get("size") or 3))
+                messages.success(request, f"{len(teams)} new team(s) formed.")
+            elif action == "thresholds":
+                services.set_thresholds(request.user, run, request.POST)
+                messages.success(request, "Thresholds saved.")
+        except (ValidationError, ValueError) as exc:
+            messages.error(request, _errors(exc) if isinstance(exc, ValidationError) else str(exc))
+        return redirect("pbl:run_manage", run_id=run.pk)
+    thresholds = thresholds_for(run)
+    return render(
+        request,
+        "pbl/run_manage.html",
+        {
+            "run": run,
+            "teams": run.teams.prefetch_related("members"),
+            "unplaced": run.cohort.students.exclude(pbl_teams__run=run),
+            "thresholds": [(key, value, THRESHOLD_HELP[key]) for key, value in thresholds.items()],
+        },
+    )
+
+
+@area_required("pbl")
+def run_dashboard(request, run_id: int):
+    run = _teacher_run(request, run_id)
+    team_id = request.GET.get("team", "")
+    filters = {
+        "team": int(team_id) if team_id.isdigit() else None,
+        "learner": request.GET.get("learner", "")[:150],
+        "verb": request.GET.get("verb", "")[:40],
+    }
+    data = dashboard.dashboard_data(run, filters["team"], filters["learner"], filters["verb"])
+    return render(
+        request,
+        "pbl/dashboard.html",
+        {
+            **data,
+            "plots": dashboard.plots(data),
+            "transcripts": dashboard.transcripts(run, filters["team"]),
+            "query": request.GET.urlencode(),
+        },
+    )
+
+
+@area_required("pbl")
+def run_events(request, run_id: int, fmt: str):
+    run = _teacher_run(request, run_id)
+    found = Event.objects.filter(run=run).order_by("timestamp", "pk")
+    if fmt == "csv":
+        response = HttpResponse(events.events_csv(found), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="pbl-run-{run.pk}-events.csv"'
+        return response
+    if fmt != "xapi":
+        raise Http404
+    body = json.dumps([events.xapi_statement(e) for e in found], indent=1, ensure_ascii=False)
+    response = HttpResponse(body, content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="pbl-run-{run.pk}-xapi.json"'
+    return response
+
+
+@area_required("pbl")
+@require_POST
+def submission_override(request, submission_id: int):
+    submission = get_object_or_404(MilestoneSubmission.objects.select_related("team__run__cohort"), pk=submission_id)
+    try:
+        services.override_submission(
+            request.user, submission, request.POST.get("verdict", ""), request.POST.get("note", "")
+        )
+        messages.success(request, "Verdict overridden.")
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+    return redirect("pbl:run_dashboard", run_id=submission.team.run_id)
+
+
+# ---- students --------------------------------------------------------------------------------
+
+
+@area_required("pbl")
+def run_student(request, run_id: int):
+    run = get_object_or_404(ProjectRun.objects.select_related("project", "cohort"), pk=run_id)
+    if not run.cohort.students.filter(pk=request.user.pk).exists():
+        raise PermissionDenied("This project belongs to another class.")
+    if request.method == "POST":
+        try:
+            team = services.join_team(request.user, run, request.POST.get("team", ""))
+            messages.success(request, f"You are in team {team.name}.")
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+        return redirect("pbl:run_student", run_id=run.pk)
+    return render(
+        request,
+        "pbl/run_student.html",
+        {
+            "run": run,
+            "team": services.learner_team(request.user, run),
+            "teams": run.teams.prefetch_related("members"),
+            "exams": services.exam_summary(run, request.user),
+        },
+    )
+
+
+@area_required("pbl")
+def exam(request, run_id: int, kind: str):
+    run = get_object_or_404(ProjectRun.objects.select_related("project", "cohort"), pk=run_id)
+    if not run.cohort.students.filter(pk=request.user.pk).exists():
+        raise PermissionDenied("This exam belongs to another class.")
+    if kind not in ("pre", "post"):
+        raise Http404
+    questions = services.exam_questions(run, kind)
+    answers: dict = {}
+    if request.method == "POST":
+        answers = {q["key"]: request.POST.get(q["key"], "") for q in questions}
+        try:
+            attempt = services.submit_exam(request.user, run, kind, answers)
+            messages.success(request, f"{kind.capitalize()}-exam done: {attempt.score:g} of {attempt.max_score:g}.")
+            return redirect("pbl:run_student", run_id=run.pk)
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+    return render(request, "pbl/exam.html", {"run": run, "kind": kind, "questions": questions, "answers": answers})
+
+
+@area_required("pbl")
+def workspace(request, team_id: int):
+    team = _team(request, team_id)
+    state = services.workspace_state(request.user, team)
+    versions = services.document_versions(team)[:15]
+    last_id = state["messages"][-1].pk if state["messages"] else 0
+    return render(
+        request,
+        "pbl/workspace.html",
+        {
+            **state,
+            "versions": versions,
+            "last_message_id": last_id,
+            "is_member": team.members.filter(pk=request.user.pk).exists(),
+        },
+    )
+
+
+@area_required("pbl")
+@require_POST
+def post_message(request, team_id: int):
+    team = _team(request, team_id)
+    try:
+        services.post_message(request.user, team, request.POST.get("text", ""))
+    except ValidationError as exc:
+        # The typed text stays in the box (the form is not reset on errors).
+        return render(request, "pbl/workspace.html#chat-error", {"error": _errors(exc)}, status=422)
+    return render(request, "pbl/workspace.html#chat-error", {"error": ""})
+
+
+@area_required("pbl")
+def message_fragment(request, message_id: int):
+    message = get_object_or_404(ChatMessage.objects.select_related("team__run", "author", "job"), pk=message_id)
+    _team(request, message.team_id)
+    return render(request, "pbl/workspace.html#message", {"m": message, "state": message_state(message)})
+
+
+def _panels(request, team: Team) -> HttpResponse:
+    state = services.workspace_state(request.user, team)
+    return render(request, "pbl/workspace.html#live-panels", {**state, "oob": False})
+
+
+@area_required("pbl")
+@require_POST
+def task_action(request, team_id: int):
+    team = _team(request, team_id)
+    try:
+        if request.POST.get("task"):
+            services.move_task(request.user, team, int(request.POST["task"]), request.POST.get("status", ""))
+        else:
+            services.add_task(request.user, team, request.POST.get("title", ""))
+    except (ValidationError, ValueError) as exc:
+        messages.error(request, _errors(exc) if isinstance(exc, ValidationError) else "Bad task.")
+    return redirect("pbl:workspace", team_id=team.pk)
+
+
+@area_required("pbl")
+@require_POST
+def submit_milestone(request, team_id: int):
+    team = _team(request, team_id)
+    try:
+        services.submit_milestone(request.user, team, request.POST.get("milestone", ""))
+        messages.success(request, "Submitted: the judge is reading your work. Feedback appears in the chat.")
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+    return redirect("pbl:workspace", team_id=team.pk)
+
+
+@area_required("pbl")
+def summary(request, team_id: int):
+    team = _team(request, team_id)
+    user = request.user
+    mine = Event.objects.filter(run=team.run, actor=user)
+    scaffolds = Event.objects.filter(run=team.run, verb="scaffolded", result__for=user.username).order_by("timestamp")
+    counts = {
+        verb: mine.filter(verb=verb).count()
+        for verb in ["posted", "requested-help", "edited", "copied", "submitted", "off-task"]
+    }
+    return render(
+        request,
+        "pbl/summary.html",
+        {
+            "team": team,
+            "run": team.run,
+            "state": services.workspace_state(user, team),
+            "counts": counts,
+            "scaffolds": scaffolds,
+            "refusals": Event.objects.filter(
+                run=team.run, verb__in=["refused", "downgraded"], result__to=user.username
+            ).count(),
+            "exams": services.exam_summary(team.run, user),
+        },
+    )
