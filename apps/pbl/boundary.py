@@ -32,7 +32,9 @@ WANTS_DELIVERABLE = re.compile(
     r"|\bcopy(-| )?(and|&)?(-| )?paste\b",
     re.IGNORECASE,
 )
-ASKING_VERBS = re.compile(r"\b(write|give|do|tell|finish|complete|make|answer|solve)\b", re.IGNORECASE)
+ASKING_VERBS = re.compile(
+    r"\b(write|give|tell me|finish|complete|make|answer|solve|do (it|this|that))\b", re.IGNORECASE
+)
 
 # Per strictness: how much deliverable-like text a reply may hold.
 AFTER_LIMITS = {
@@ -139,32 +141,41 @@ def decide_before(text: str, stage: dict, strictness: str, model_label: str | No
     return BeforeDecision("ok", "", model_label=model_label or "")
 
 
+def _own_content(draft: str, target: str) -> str:
+    """The part of a draft that could go into the deliverable: outline lines with blanks and
+    sentences that only restate the task or rubric are the learner's to fill, not answers."""
+    kept = []
+    for sentence in textutil.sentences(draft):
+        if "___" in sentence or textutil.ngram_containment(sentence, target, 3) >= 0.5:
+            continue
+        kept.append(sentence)
+    return " ".join(kept)
+
+
 def check_after(draft: str, stage: dict, strictness: str) -> AfterCheck:
     """Does the draft hold deliverable-ready text for this stage?"""
     limits = AFTER_LIMITS.get(strictness, AFTER_LIMITS["medium"])
     targets = stage_targets(stage)
-    count = len(textutil.words(draft))
-    keywords = targets["keywords"]
-    coverage = len(textutil.keyword_hits(draft, keywords)) / len(keywords) if keywords else 0.0
-    # Spread the rubric's keywords over criteria: covering several criteria is what a finished text does.
-    covered_criteria = sum(
-        1 for c in targets["criteria"] if c.get("keywords") and textutil.keyword_hits(draft, c["keywords"])
-    )
-    criteria_share = covered_criteria / max(1, sum(1 for c in targets["criteria"] if c.get("keywords")))
-    similarity = textutil.word_overlap(targets["text"], draft)
     containment = textutil.ngram_containment(draft, targets["text"], 3)
-    questions = draft.count("?")
-    declarative = max(0, len(textutil.sentences(draft)) - questions)
+    own = _own_content(draft, targets["text"])
+    count = len(textutil.words(own))
+    keywords = targets["keywords"]
+    coverage = len(textutil.keyword_hits(own, keywords)) / len(keywords) if keywords else 0.0
+    # Covering several criteria is what a finished text does.
+    with_keywords = [c for c in targets["criteria"] if c.get("keywords")]
+    covered = sum(1 for c in with_keywords if textutil.keyword_hits(own, c["keywords"]))
+    criteria_share = covered / max(1, len(with_keywords))
+    similarity = textutil.word_overlap(targets["text"], own)
+    all_sentences = textutil.sentences(own)
+    questions = sum(1 for sentence in all_sentences if sentence.endswith("?"))
     # A reply made of questions is guidance, whatever its topic.
-    prose = declarative / max(1, len(textutil.sentences(draft)))
+    prose = (len(all_sentences) - questions) / max(1, len(all_sentences))
     length_part = count / limits["max_words"]
-    content_part = max(criteria_share / max(limits["coverage"], 1e-6), similarity / limits["similarity"])
+    content_part = max(criteria_share / limits["coverage"], similarity / limits["similarity"])
     score = prose * min(length_part, 1.5) * min(content_part, 1.5)
     reasons = []
-    if count > limits["max_words"] and content_part >= 1:
+    if count > limits["max_words"] and content_part >= 1 and prose >= 0.5:
         reasons.append(f"{count} words of on-task prose (limit {limits['max_words']})")
-    if containment >= 0.5 and count >= 20:
-        reasons.append(f"repeats the task text ({containment:.0%} of its phrases)")
     if score >= 1:
         reasons.append(f"deliverable-ready score {score:.2f} ≥ 1")
     return AfterCheck(

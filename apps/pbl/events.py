@@ -6,6 +6,7 @@ import io
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.jobs.events import send_to_group
 from apps.pbl.models import Event, ProjectRun, Team
@@ -56,9 +57,12 @@ def log_event(
     actor_name: str = "",
     result: dict | None = None,
     context: dict | None = None,
+    timestamp=None,
 ) -> Event:
-    """Append one statement; the run's dashboards hear about it after commit."""
+    """Append one statement; the run's dashboards hear about it after commit. `timestamp` is
+    for callers that act on a given clock (the orchestrator's decisions at its `now`)."""
     event = Event.objects.create(
+        timestamp=timestamp or timezone.now(),
         run=run,
         team=team,
         actor=actor,

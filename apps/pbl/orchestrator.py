@@ -324,6 +324,7 @@ def orchestrate_learner(run: ProjectRun, team: Team, learner, now=None) -> ChatM
                 "message": message.pk,
             },
             context={"signals": asdict(signals), "thresholds": th, "stage": (team.stage or {}).get("key", "")},
+            timestamp=now,
         )
     publish_team(team.pk, {"type": "pbl.message", "message_id": message.pk})
     return message
