@@ -1,0 +1,103 @@
+"""Server-side plots as SVG (matplotlib, Agg). Served as image/svg+xml from their own URLs and
+shown with <img>, so text from the database inside them can never run as script."""
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ACCENT = "#3657d6"
+COLORS = {"morphology": "#3657d6", "syntax": "#d6365f", "semantics": "#2a9d6b", "pragmatics": "#d68b36"}
+
+
+def _svg(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _empty(message: str, size=(5, 1.2)) -> bytes:
+    fig, ax = plt.subplots(figsize=size)
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", color="#6b7280")
+    return _svg(fig)
+
+
+def histogram(hist: dict, density: float) -> bytes:
+    if not hist or not hist.get("counts"):
+        return _empty("This latent never fired on the corpus.")
+    edges, counts = hist["edges"], hist["counts"]
+    fig, ax = plt.subplots(figsize=(5.5, 2.2))
+    widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    ax.bar(edges[:-1], counts, width=widths, align="edge", color=ACCENT, alpha=0.85)
+    ax.set_xlabel("activation")
+    ax.set_ylabel("tokens")
+    ax.set_title(f"Activations when firing (density {density:.3%})", fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def loss_curve(points: list) -> bytes:
+    if not points:
+        return _empty("No training steps yet.")
+    fig, ax = plt.subplots(figsize=(5.5, 2.2))
+    ax.plot([p[0] for p in points], [p[1] for p in points], color=ACCENT)
+    ax.set_xlabel("step")
+    ax.set_ylabel("normalized MSE")
+    ax.set_yscale("log")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def layer_profile(rows: list[dict], title: str) -> bytes:
+    """Best FRC (and FIC where measured) of one linguistic feature at each layer."""
+    if not rows:
+        return _empty("Not scored yet: score an SAE to see which layers represent this feature.")
+    fig, ax = plt.subplots(figsize=(5.5, 2.4))
+    layers = [r["layer"] for r in rows]
+    ax.plot(layers, [r["frc"] for r in rows], marker="o", color=ACCENT, label="best FRC")
+    fic = [(r["layer"], r["fic"]) for r in rows if r["fic"] is not None]
+    if fic:
+        ax.plot([f[0] for f in fic], [f[1] for f in fic], marker="s", ls="--", color="#d68b36", label="its FIC")
+    for r in rows:
+        ax.annotate(
+            f"#{r['latent']}",
+            (r["layer"], r["frc"]),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=7,
+        )
+    ax.set_xlabel("layer")
+    ax.set_ylim(0, 1.1)
+    ax.set_xticks(layers)
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(title, fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def overview(cells: list[dict]) -> bytes:
+    """Per language and dimension, mean best FRC by layer: where the best latents live."""
+    if not cells:
+        return _empty("No scores yet: train and score SAEs at a few layers.", size=(8, 1.2))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), sharey=True)
+    for ax, language, label in zip(axes, ("en", "zh"), ("English", "Chinese"), strict=True):
+        for dimension, color in COLORS.items():
+            points = sorted(
+                (c["layer"], c["frc"]) for c in cells if c["language"] == language and c["dimension"] == dimension
+            )
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=color, label=dimension)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("layer")
+        ax.set_ylim(0, 1.05)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0].set_ylabel("mean best FRC")
+    handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    if handles:
+        axes[1].legend(handles.values(), handles.keys(), fontsize=8, frameon=False, loc="lower right")
+    return _svg(fig)

@@ -1,0 +1,459 @@
+"""LinguaLens pages (researchers and admins). Thin: services.py holds the logic, the
+pipeline runs in workers; these views validate, start jobs and show what is stored."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Max
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from apps.accounts.permissions import area_required, can_view_owned
+from apps.jobs.models import Job
+from apps.lingualens import plots, services
+from apps.lingualens.models import (
+    SAE,
+    ActivationRun,
+    Corpus,
+    Dimension,
+    FeatureScore,
+    Language,
+    LinguisticFeature,
+    SteeringRun,
+)
+
+AREA = "lingualens"
+
+
+def svg(content: bytes) -> HttpResponse:
+    response = HttpResponse(content, content_type="image/svg+xml")
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return response
+
+
+def upload_too_large(request, limit: int) -> str | None:
+    """Checked from the header, before the body is read."""
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > limit:
+        return f"The upload is {length / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB."
+    return None
+
+
+def display_token(token: str) -> str:
+    return token.replace("\n", "⏎")
+
+
+def highlighted(context: dict) -> dict:
+    """A stored context as tokens with a 0-1 intensity for the highlight."""
+    top = max(context["acts"]) or 1.0
+    tokens = [
+        {"text": display_token(t), "act": a, "alpha": round(max(a, 0) / top, 2), "focus": i == context["focus"]}
+        for i, (t, a) in enumerate(zip(context["tokens"], context["acts"], strict=True))
+    ]
+    return {"tokens": tokens, "max": context["max"]}
+
+
+# ---- home -----------------------------------------------------------------------------------
+
+
+@area_required(AREA)
+def index(request):
+    saes = SAE.objects.select_related("run__corpus", "job").order_by("layer", "-created_at")
+    return render(
+        request,
+        "lingualens/index.html",
+        {
+            "saes": saes,
+            "corpora": Corpus.objects.all(),
+            "runs": ActivationRun.objects.select_related("corpus")[:10],
+            "n_features": LinguisticFeature.objects.count(),
+            "languages": Language.choices,
+            "max_corpus_mb": services.MAX_CORPUS_BYTES // 10**6,
+            "has_scores": FeatureScore.objects.exists(),
+        },
+    )
+
+
+@area_required(AREA)
+@require_POST
+def corpus_upload(request):
+    too_large = upload_too_large(request, services.MAX_CORPUS_BYTES + 64 * 1024)
+    if too_large:
+        messages.error(request, too_large)
+        return redirect("lingualens:index")
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "Choose a .txt or .jsonl file to upload.")
+        return redirect("lingualens:index")
+    if upload.size > services.MAX_CORPUS_BYTES:
+        messages.error(
+            request,
+            f"{upload.name} is {upload.size / 1e6:.1f} MB; the limit is {services.MAX_CORPUS_BYTES / 1e6:.0f} MB.",
+        )
+        return redirect("lingualens:index")
+    try:
+        texts = services.parse_corpus(upload.name, upload.read())
+    except services.LensInputError as exc:
+        messages.error(request, str(exc))
+        return redirect("lingualens:index")
+    name = request.POST.get("name") or upload.name
+    source = (request.POST.get("source") or "").strip() or f"Uploaded by {request.user.username} ({upload.name})"
+    corpus = services.create_corpus(request.user, name, source[:1000], texts)
+    messages.success(request, f"Corpus “{corpus.name}” saved: {len(texts)} texts.")
+    return redirect("lingualens:index")
+
+
+@area_required(AREA)
+@require_POST
+def train(request):
+    corpus = Corpus.objects.filter(pk=request.POST.get("corpus") or 0).first()
+    if corpus is None:
+        messages.error(request, "Pick a corpus.")
+        return redirect("lingualens:index")
+    post = request.POST
+    try:
+        sae = services.start_training(
+            request.user,
+            corpus,
+            post.get("layer"),
+            width=post.get("width", 1024),
+            k=post.get("k", 32),
+            training_tokens=post.get("training_tokens", 200_000),
+            max_texts=post.get("max_texts", 4000),
+            max_tokens_per_text=post.get("max_tokens_per_text", 48),
+        )
+    except services.LensInputError as exc:
+        messages.error(request, f"Not started: {exc}.")
+        return redirect("lingualens:index")
+    messages.success(request, f"Training {sae.slug} queued.")
+    return redirect("lingualens:sae", slug=sae.slug)
+
+
+@area_required(AREA)
+def overview_svg(request):
+    return svg(plots.overview(services.overview_table()))
+
+
+# ---- catalogue ------------------------------------------------------------------------------
+
+
+@area_required(AREA)
+def catalogue(request):
+    if request.method == "POST":
+        try:
+            feature = services.add_feature(
+                request.user,
+                request.POST.get("language"),
+                request.POST.get("dimension"),
+                request.POST.get("name"),
+                request.POST.get("description", ""),
+            )
+        except services.LensInputError as exc:
+            messages.error(request, f"Not added: {exc}.")
+            return redirect("lingualens:catalogue")
+        messages.success(request, f"Feature “{feature.name}” added; now add its counterfactual pairs.")
+        return redirect("lingualens:feature", feature_id=feature.pk)
+    features = LinguisticFeature.objects.all()
+    language = request.GET.get("language")
+    if language in Language.values:
+        features = features.filter(language=language)
+    best = dict(FeatureScore.objects.values_list("feature_id").annotate(best=Max("frc")))
+    rows = []
+    for feature in features.prefetch_related("pairs"):
+        rows.append({"feature": feature, "pairs": len(feature.pairs.all()), "best": best.get(feature.pk)})
+    grouped = {}
+    for row in rows:
+        grouped.setdefault((row["feature"].get_language_display(), row["feature"].get_dimension_display()), []).append(
+            row
+        )
+    return render(
+        request,
+        "lingualens/catalogue.html",
+        {
+            "grouped": sorted(grouped.items()),
+            "languages": Language.choices,
+            "dimensions": Dimension.choices,
+            "count": len(rows),
+        },
+    )
+
+
+@area_required(AREA)
+@require_POST
+def catalogue_import(request):
+    too_large = upload_too_large(request, services.MAX_IMPORT_BYTES + 64 * 1024)
+    upload = request.FILES.get("file")
+    if too_large or upload is None:
+        messages.error(request, too_large or "Choose a .jsonl file to import.")
+        return redirect("lingualens:catalogue")
+    try:
+        text = services.decode_utf8(upload.read(), upload.name)
+        report = services.import_catalogue(text, request.POST.get("mode", "keep"), request.user)
+    except services.LensInputError as exc:
+        messages.error(request, str(exc))
+        return redirect("lingualens:catalogue")
+    level = messages.success if report.applied and not report.errors else messages.warning
+    level(request, report.summary)
+    for line, reason in report.errors[:20]:
+        messages.error(request, f"Line {line}: {reason}")
+    if len(report.errors) > 20:
+        messages.error(request, f"… and {len(report.errors) - 20} more bad lines.")
+    return redirect("lingualens:catalogue")
+
+
+@area_required(AREA)
+def catalogue_export(request):
+    features = LinguisticFeature.objects.all()
+    if request.GET.get("language") in Language.values:
+        features = features.filter(language=request.GET["language"])
+    response = HttpResponse(services.export_catalogue(features), content_type="application/x-ndjson; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="lingualens-catalogue.jsonl"'
+    return response
+
+
+@area_required(AREA)
+def feature_detail(request, feature_id: int):
+    feature = get_object_or_404(LinguisticFeature, pk=feature_id)
+    if request.method == "POST":
+        try:
+            services.add_pair(
+                feature, request.POST.get("sentence"), request.POST.get("counterfactual"), request.POST.get("span")
+            )
+            messages.success(request, "Pair added.")
+        except services.LensInputError as exc:
+            messages.error(request, f"Pair not added: {exc}.")
+            # What was typed comes back in the form: nothing is lost.
+            return render(request, "lingualens/feature.html", feature_context(feature, request.POST), status=400)
+        return redirect("lingualens:feature", feature_id=feature.pk)
+    return render(request, "lingualens/feature.html", feature_context(feature))
+
+
+def feature_context(feature: LinguisticFeature, typed=None) -> dict:
+    other_language = "zh" if feature.language == "en" else "en"
+    others = []
+    for other in LinguisticFeature.objects.filter(language=other_language, dimension=feature.dimension):
+        layers = services.best_layers(other)
+        best = max(layers, key=lambda r: r["frc"]) if layers else None
+        others.append({"feature": other, "best": best})
+    scores = list(FeatureScore.objects.filter(feature=feature).select_related("sae__run").order_by("layer", "rank"))
+    for score in scores:
+        score.fid = score.sae.feature_id(score.latent_index)
+    return {
+        "feature": feature,
+        "pairs": feature.pairs.all(),
+        "layers": services.best_layers(feature),
+        "scores": scores,
+        "others": others,
+        "other_language": dict(Language.choices)[other_language],
+        "typed": typed or {},
+    }
+
+
+@area_required(AREA)
+def feature_layers_svg(request, feature_id: int):
+    feature = get_object_or_404(LinguisticFeature, pk=feature_id)
+    return svg(plots.layer_profile(services.best_layers(feature), feature.name))
+
+
+# ---- SAEs and latents ------------------------------------------------------------------------
+
+
+@area_required(AREA)
+def sae_detail(request, slug: str):
+    sae = get_object_or_404(SAE.objects.select_related("run__corpus", "job"), slug=slug)
+    latents = sae.latents.order_by("-density")
+    page = Paginator(latents, 50).get_page(request.GET.get("page"))
+    matched = FeatureScore.objects.filter(sae=sae, rank=0).select_related("feature").order_by("-frc")[:60]
+    score_job = Job.objects.filter(kind=services.SCORE_KIND, params__sae_id=sae.pk).first()
+    return render(
+        request,
+        "lingualens/sae.html",
+        {
+            "sae": sae,
+            "page": page,
+            "matched": matched,
+            "score_job": score_job,
+            "metrics": sae.metrics,
+            "dead": sae.latents.filter(density=0).count(),
+        },
+    )
+
+
+@area_required(AREA)
+@require_POST
+def sae_action(request, slug: str, action: str):
+    if action not in ("score", "resume", "restart"):
+        raise Http404("No such action")
+    sae = get_object_or_404(SAE, slug=slug)
+    try:
+        if action == "score":
+            services.start_scoring(request.user, sae)
+            messages.success(request, "Scoring against the catalogue queued.")
+        else:
+            services.restart_training(request.user, sae, resume=action == "resume")
+            messages.success(request, "Training resumed." if action == "resume" else "Training restarted.")
+    except services.LensInputError as exc:
+        messages.error(request, str(exc))
+    return redirect("lingualens:sae", slug=sae.slug)
+
+
+@area_required(AREA)
+def sae_loss_svg(request, slug: str):
+    sae = get_object_or_404(SAE, slug=slug)
+    return svg(plots.loss_curve(sae.loss_curve))
+
+
+def _latent_or_404(feature_id: str):
+    found = services.latent_by_id(feature_id)
+    if found is None:
+        raise Http404("No such SAE feature")
+    return found
+
+
+@area_required(AREA)
+def latent_detail(request, feature_id: str):
+    sae, latent, index = _latent_or_404(feature_id)
+    if request.method == "POST":
+        if latent is None:
+            raise Http404("Statistics for this latent are not computed yet")
+        latent.note = (request.POST.get("note") or "")[:5000]
+        latent.note_updated_at = timezone.now()
+        latent.save(update_fields=["note", "note_updated_at"])
+        messages.success(request, "Note saved.")
+        return redirect("lingualens:latent", feature_id=feature_id)
+    scores = FeatureScore.objects.filter(sae=sae, latent_index=index).select_related("feature").order_by("-frc")
+    contexts = [highlighted(c) for c in latent.top_contexts] if latent else []
+    quantiles = []
+    if latent:
+        for group in latent.quantile_examples:
+            quantiles.append({"range": group["range"], "examples": [highlighted(c) for c in group["examples"]]})
+    return render(
+        request,
+        "lingualens/latent.html",
+        {
+            "sae": sae,
+            "latent": latent,
+            "index": index,
+            "feature_id": sae.feature_id(index),
+            "scores": scores,
+            "contexts": contexts,
+            "quantiles": quantiles,
+            "neighbours": [
+                {"index": i, "cosine": c, "id": sae.feature_id(i)} for i, c in (latent.neighbours if latent else [])
+            ],
+            "prev_id": sae.feature_id(index - 1) if index > 0 else None,
+            "next_id": sae.feature_id(index + 1) if index + 1 < sae.width else None,
+        },
+    )
+
+
+@area_required(AREA)
+def latent_histogram_svg(request, feature_id: str):
+    _sae, latent, _index = _latent_or_404(feature_id)
+    return svg(plots.histogram(latent.histogram if latent else {}, latent.density if latent else 0))
+
+
+# ---- search ---------------------------------------------------------------------------------
+
+
+def ready_saes():
+    return SAE.objects.filter(status__in=["complete", "partial"]).select_related("run").order_by("layer")
+
+
+@area_required(AREA)
+def search(request):
+    saes = ready_saes()
+    if request.method == "POST":
+        sae = saes.filter(pk=request.POST.get("sae") or 0).first()
+        if sae is None:
+            messages.error(request, "Pick a trained SAE (a layer) to search with.")
+            return render(request, "lingualens/search.html", {"saes": saes, "typed": request.POST}, status=400)
+        try:
+            job = services.start_search(request.user, sae, request.POST.get("sentence"))
+        except services.LensInputError as exc:
+            messages.error(request, str(exc))
+            return render(request, "lingualens/search.html", {"saes": saes, "typed": request.POST}, status=400)
+        return redirect(f"{request.path}?job={job.pk}")
+    job = None
+    job_id = request.GET.get("job")
+    if job_id and job_id.isdigit():
+        job = Job.objects.filter(pk=job_id, kind=services.SEARCH_KIND).first()
+        if job is None or not can_view_owned(request.user, job.owner_id):
+            raise Http404("No such search")
+    query = request.GET.get("q", "")
+    return render(
+        request,
+        "lingualens/search.html",
+        {
+            "saes": saes,
+            "job": job,
+            "query": query,
+            "found": services.search_notes(query),
+            "typed": job.params if job else {},
+        },
+    )
+
+
+def search_rows(job: Job) -> dict:
+    result = job.result or {}
+    sae = SAE.objects.filter(slug=result.get("sae")).select_related("run").first()
+    rows = []
+    for token in result.get("tokens", []):
+        rows.append(
+            {
+                "token": display_token(token["token"]),
+                "latents": [
+                    {"index": i, "act": a, "id": sae.feature_id(i) if sae else ""} for i, a in token["latents"]
+                ],
+            }
+        )
+    return {"rows": rows, "sae": sae}
+
+
+@area_required(AREA)
+def search_result(request, job_id: int):
+    job = Job.objects.filter(pk=job_id, kind=services.SEARCH_KIND).first()
+    if job is None or not can_view_owned(request.user, job.owner_id):
+        raise Http404("No such search")
+    return render(request, "lingualens/search.html#search-result", {"job": job, **search_rows(job)})
+
+
+# ---- steering -------------------------------------------------------------------------------
+
+
+@area_required(AREA)
+def steer(request):
+    saes = ready_saes()
+    if request.method == "POST":
+        sae = saes.filter(pk=request.POST.get("sae") or 0).first()
+        try:
+            if sae is None:
+                raise services.LensInputError("pick a trained SAE")
+            run = services.start_steering(
+                request.user,
+                sae,
+                request.POST.get("prompt"),
+                request.POST.get("interventions", ""),
+                seed=request.POST.get("seed") or 0,
+                max_tokens=request.POST.get("max_tokens") or 40,
+                temperature=request.POST.get("temperature") or 0.7,
+                normalize=bool(request.POST.get("normalize")),
+            )
+        except services.LensInputError as exc:
+            messages.error(request, f"Not started: {exc}.")
+            return render(request, "lingualens/steer.html", {"saes": saes, "typed": request.POST}, status=400)
+        return redirect("lingualens:steer_run", job_id=run.job_id)
+    typed = {"interventions": request.GET.get("latent", ""), "sae": request.GET.get("sae", ""), "normalize": "on"}
+    if typed["interventions"]:
+        typed["interventions"] += ":10"
+    recent = SteeringRun.objects.filter(owner=request.user).select_related("sae")[:10]
+    return render(request, "lingualens/steer.html", {"saes": saes, "typed": typed, "recent": recent})
+
+
+@area_required(AREA)
+def steer_run(request, job_id: int):
+    run = SteeringRun.objects.select_related("job", "sae__run").filter(job_id=job_id).first()
+    if run is None or not can_view_owned(request.user, run.owner_id):
+        raise Http404("No such steering run")
+    return render(request, "lingualens/steer_run.html", {"run": run, "job": run.job})
