@@ -20,3 +20,24 @@ def table_run(job_id: int) -> None:
 @shared_task(name="workers.cpu.sweep_stale_jobs")
 def sweep_stale_jobs() -> int:
     return job_services.sweep_stale_jobs()
+
+
+@shared_task(name="workers.cpu.kbqa_train")
+def kbqa_train(job_id: int) -> None:
+    from apps.kbqa.pipeline import train
+
+    job_services.run_job(job_id, train)
+
+
+@shared_task(name="workers.cpu.kbqa_ask")
+def kbqa_ask(job_id: int) -> None:
+    from apps.kbqa.pipeline import answer
+
+    job_services.run_job(job_id, answer)
+
+
+@shared_task(name="workers.cpu.kbqa_evaluate")
+def kbqa_evaluate(job_id: int) -> None:
+    from apps.kbqa.pipeline import evaluate
+
+    job_services.run_job(job_id, evaluate)

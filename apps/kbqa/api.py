@@ -1,5 +1,6 @@
-"""KBQA JSON API: import and list knowledge bases, run KoPL programs."""
+"""KBQA JSON API: knowledge bases, asking questions, KoPL execution, parsers and evaluation."""
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -7,11 +8,12 @@ from django.core.exceptions import ValidationError
 from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
-from apps.accounts.permissions import can_access_area
-from apps.kbqa import services
-from apps.kbqa.models import KnowledgeBase
+from apps.accounts.permissions import can_access_area, can_view_owned, has_role
+from apps.kbqa import pipeline, services
+from apps.kbqa.models import KnowledgeBase, ParserEvaluation, ParserModel, Question
 
 router = Router(tags=["kbqa"])
+MAX_WAIT_SECONDS = 60.0
 
 
 class KBIn(Schema):
@@ -109,3 +111,170 @@ def execute(request, payload: ExecuteIn):
     except KnowledgeBase.DoesNotExist:
         raise HttpError(404, f"No knowledge base named {payload.kb!r}.") from None
     return services.execute_program(kb, payload.program)
+
+
+# ---------------------------------------------------------------------------------------------
+# Asking, parsers and evaluation
+
+
+class AskIn(Schema):
+    kb: str
+    question: str
+    parser: int | None = None
+    wait: float = 20.0  # seconds to wait for the worker; 0 returns at once with status "pending"
+
+
+class RerunIn(Schema):
+    program: list[Any]
+
+
+class TrainIn(Schema):
+    source: str
+    pairs: int = pipeline.DEFAULT_TRAIN_PAIRS
+
+
+class EvaluateIn(Schema):
+    targets: list[str] = []
+    pairs: int = pipeline.DEFAULT_EVAL_PAIRS
+
+
+def wait_for(question_id: int, seconds: float) -> Question:
+    """The parse runs in a cpu worker; the API waits for it up to `seconds`."""
+    deadline = time.monotonic() + max(0.0, min(seconds, MAX_WAIT_SECONDS))
+    while True:
+        question = Question.objects.select_related("kb", "job").get(pk=question_id)
+        if pipeline.question_status(question) != "pending" or time.monotonic() >= deadline:
+            return question
+        time.sleep(0.2)
+
+
+def owned_question(request, question_id: int) -> Question:
+    question = Question.objects.select_related("kb", "job").filter(pk=question_id).first()
+    if question is None or not can_view_owned(request.auth, question.owner_id):
+        raise HttpError(404, "No such question.")
+    return question
+
+
+def require_parser_role(request) -> None:
+    if not has_role(request.auth, "researcher", "admin"):
+        raise HttpError(403, "Only researchers and admins can train or evaluate parsers.")
+
+
+@router.post("/kbqa/ask", response={200: dict, 202: dict, 422: ErrorsOut})
+def ask(request, payload: AskIn):
+    """Parse a question into a KoPL program (sketch, then arguments from the KB with ontology
+    pruning) and run it. Returns {sketch, program, candidates, steps, answer}; status 202 with
+    "status": "pending" if the worker has not finished within `wait` seconds (poll
+    GET /api/kbqa/questions/{id})."""
+    require_kbqa_area(request)
+    kb = services.list_kbs().filter(name=payload.kb).first()
+    if kb is None:
+        raise HttpError(404, f"No knowledge base named {payload.kb!r}.")
+    parser = None
+    if payload.parser is not None:
+        parser = pipeline.ready_parser(payload.parser)
+        if parser is None:
+            raise HttpError(404, f"No trained parser #{payload.parser}.")
+    try:
+        question = pipeline.ask(request.auth, kb, payload.question, parser)
+    except ValidationError as exc:
+        return Status(422, {"detail": exc.messages[0], "errors": exc.messages})
+    question = wait_for(question.pk, payload.wait)
+    data = pipeline.question_json(question)
+    return Status(202 if data["status"] == "pending" else 200, data)
+
+
+@router.get("/kbqa/questions", response=list[dict])
+def list_questions(request):
+    require_kbqa_area(request)
+    questions = Question.objects.filter(owner=request.auth).select_related("kb", "job")[:100]
+    return [pipeline.question_json(q) for q in questions]
+
+
+@router.get("/kbqa/questions/{question_id}", response=dict)
+def get_question(request, question_id: int):
+    require_kbqa_area(request)
+    return pipeline.question_json(owned_question(request, question_id))
+
+
+@router.post("/kbqa/questions/{question_id}/rerun", response=dict)
+def rerun_question(request, question_id: int, payload: RerunIn):
+    """Run an edited program for a question; the result is a new entry in the history."""
+    require_kbqa_area(request)
+    question = owned_question(request, question_id)
+    return pipeline.question_json(pipeline.rerun(request.auth, question, payload.program))
+
+
+def parser_out(parser: ParserModel) -> dict:
+    latest = parser.evaluations.first()
+    return {
+        "id": parser.pk,
+        "source": parser.source_kb.name,
+        "status": parser.status,
+        "job": parser.job_id,
+        "metrics": parser.metrics,
+        "created_at": parser.created_at.isoformat(),
+        "latest_evaluation": latest.pk if latest else None,
+    }
+
+
+@router.get("/kbqa/parsers", response=list[dict])
+def list_parsers(request):
+    require_kbqa_area(request)
+    parsers = ParserModel.objects.select_related("source_kb").defer("dataset", "classifier")[:50]
+    return [parser_out(p) for p in parsers]
+
+
+@router.post("/kbqa/parsers", response={202: dict})
+def train_parser(request, payload: TrainIn):
+    """Generate question-program pairs from a source KB and train a sketch parser (a job)."""
+    require_kbqa_area(request)
+    require_parser_role(request)
+    kb = services.list_kbs().filter(name=payload.source).first()
+    if kb is None:
+        raise HttpError(404, f"No knowledge base named {payload.source!r}.")
+    try:
+        parser = pipeline.request_training(request.auth, kb, payload.pairs)
+    except ValidationError as exc:
+        raise HttpError(422, exc.messages[0]) from None
+    return Status(202, parser_out(parser))
+
+
+@router.get("/kbqa/parsers/{parser_id}/dataset", response=list[dict])
+def parser_dataset(request, parser_id: int):
+    """The generated question-program pairs a parser was trained on (split: train / test)."""
+    require_kbqa_area(request)
+    parser = ParserModel.objects.filter(pk=parser_id).only("dataset").first()
+    if parser is None:
+        raise HttpError(404, f"No parser #{parser_id}.")
+    return parser.dataset
+
+
+@router.post("/kbqa/parsers/{parser_id}/evaluations", response={202: dict})
+def evaluate_parser(request, parser_id: int, payload: EvaluateIn):
+    """In-KB and transfer accuracy, with and without ontology pruning (a job)."""
+    require_kbqa_area(request)
+    require_parser_role(request)
+    parser = pipeline.ready_parser(parser_id)
+    if parser is None:
+        raise HttpError(404, f"No trained parser #{parser_id}.")
+    try:
+        evaluation = pipeline.request_evaluation(request.auth, parser, payload.targets, payload.pairs)
+    except ValidationError as exc:
+        raise HttpError(422, exc.messages[0]) from None
+    return Status(202, {"id": evaluation.pk, "job": evaluation.job_id, "parser": parser.pk})
+
+
+@router.get("/kbqa/evaluations/{evaluation_id}", response=dict)
+def get_evaluation(request, evaluation_id: int):
+    require_kbqa_area(request)
+    evaluation = ParserEvaluation.objects.filter(pk=evaluation_id).first()
+    if evaluation is None:
+        raise HttpError(404, f"No evaluation #{evaluation_id}.")
+    return {
+        "id": evaluation.pk,
+        "parser": evaluation.parser_id,
+        "job": evaluation.job_id,
+        "results": evaluation.results,
+        "created_at": evaluation.created_at.isoformat(),
+    }

@@ -32,3 +32,81 @@ class KnowledgeBase(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ParserModel(models.Model):
+    """A trained sketch parser (ProgramTransfer's first stage) with the generated question-program
+    pairs it learned from. The argument parser has no weights: it reads whichever KB is asked."""
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "Training"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    source_kb = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="parsers")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="kbqa_parsers"
+    )
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TRAINING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # {"classes", "coef", "intercept"}: plain numbers, loaded without unpickling anything.
+    classifier = models.JSONField(default=dict)
+    # {"train_size", "test_size", "sketch_accuracy", "per_template", "seconds", ...}
+    metrics = models.JSONField(default=dict)
+    # The generated pairs: [{"question", "program", "answer", "template", "sketch", "split"}]
+    dataset = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"parser #{self.pk} ({self.source_kb.name})"
+
+
+class ParserEvaluation(models.Model):
+    """Accuracy of a parser on its source KB (held-out pairs) and on target KBs it never saw
+    annotations for (transfer), with and without ontology-guided pruning."""
+
+    parser = models.ForeignKey(ParserModel, on_delete=models.CASCADE, related_name="evaluations")
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # [{"kb", "setting": "in-KB"|"transfer", "wordings", "pruning", "n", "sketch_accuracy",
+    #   "program_accuracy", "answer_accuracy", "latency_mean", "latency_p95", "candidates_before", ...}]
+    results = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"evaluation #{self.pk} of parser #{self.parser_id}"
+
+
+class Question(models.Model):
+    """One question asked on a KB (or one edited program re-run): the parse and the execution."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kbqa_questions")
+    kb = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="questions")
+    parser = models.ForeignKey(ParserModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    edited_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="edits")
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    # parser output: {"sketch", "sketches", "program", "candidates", "complete", "error", "pruning", "seconds"}
+    parse = models.JSONField(default=dict)
+    program = models.JSONField(default=list)
+    # execute_program's output: {"steps", "answer", "error"}
+    execution = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.text[:80]

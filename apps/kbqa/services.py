@@ -703,6 +703,38 @@ def _check_step(step: Any, index: int) -> tuple[str, list[int], list[str]]:
     return function, dependencies, inputs
 
 
+def execute_step(
+    engine: AtriumKoPLEngine, function: str, inputs: list[str], dependencies: list[tuple[int, str, Any]]
+) -> tuple[str, Any]:
+    """One checked KoPL step. `dependencies` holds (step index, kind, raw result) per input step.
+    Returns (kind, raw result); raises StepError with a readable message."""
+    spec = FUNCTIONS[function]
+    for dep, kind, result in dependencies:
+        if spec.needs == "values" and kind != "values":
+            raise StepError(f"{function} needs attribute values (QueryAttr) from step {dep}, not {kind}")
+        if spec.needs in ("entities", "facts") and kind != "entities":
+            raise StepError(f"{function} needs an entity set from step {dep}, not {kind}")
+        if spec.needs == "facts" and result[1] is None:
+            raise StepError(f"{function} filters facts: step {dep} must be a Relate or Filter step")
+    _check_arguments(engine, function, spec, inputs)
+    method = getattr(engine, "QueryName" if function == "What" else function)
+    try:
+        result = method(*[result for _dep, _kind, result in dependencies], *inputs)
+    except IndexError:
+        if function not in OPS:
+            raise StepError(f"{function} failed: nothing to work on") from None
+        # kopl picks the most common unit of an empty candidate list.
+        raise StepError(f"{function}: none of the input entities has a {inputs[0]!r} value") from None
+    except Exception as exc:  # kopl's own failures become step errors, not tracebacks
+        raise StepError(f"{function} failed: {type(exc).__name__}: {exc}") from None
+    return spec.gives, result
+
+
+def answer_of(engine: AtriumKoPLEngine, kind: str, result: Any) -> Any:
+    """The user-facing answer of a final step's raw result."""
+    return _answer(engine, kind, result)
+
+
 def execute_program(kb: KnowledgeBase, program: Any) -> dict:
     """Run a KoPL program (a list of {"function", "dependencies", "inputs"}) step by step.
 
@@ -710,11 +742,15 @@ def execute_program(kb: KnowledgeBase, program: Any) -> dict:
     "answer", "error"}. A wrong function, argument or dependency stops the run at that step
     with a readable error; the later steps are listed with error "skipped".
     """
+    return run_program(load_engine(kb), program)
+
+
+def run_program(engine: AtriumKoPLEngine, program: Any) -> dict:
+    """execute_program on an engine already at hand (the parser and the question generator)."""
     if not isinstance(program, list) or not program:
         return {"steps": [], "answer": None, "error": "program must be a non-empty list of steps"}
     if len(program) > MAX_PROGRAM_STEPS:
         return {"steps": [], "answer": None, "error": f"program has more than {MAX_PROGRAM_STEPS} steps"}
-    engine = load_engine(kb)
     results: list[tuple[str, Any]] = []  # (kind, raw kopl result) per step
     steps: list[dict] = []
     failed: int | None = None
@@ -733,28 +769,9 @@ def execute_program(kb: KnowledgeBase, program: Any) -> dict:
             continue
         try:
             function, dependencies, inputs = _check_step(raw, index)
-            spec = FUNCTIONS[function]
-            for dep in dependencies:
-                kind, result = results[dep]
-                if spec.needs == "values" and kind != "values":
-                    raise StepError(f"{function} needs attribute values (QueryAttr) from step {dep}, not {kind}")
-                if spec.needs in ("entities", "facts") and kind != "entities":
-                    raise StepError(f"{function} needs an entity set from step {dep}, not {kind}")
-                if spec.needs == "facts" and result[1] is None:
-                    raise StepError(f"{function} filters facts: step {dep} must be a Relate or Filter step")
-            _check_arguments(engine, function, spec, inputs)
-            method = getattr(engine, "QueryName" if function == "What" else function)
-            try:
-                result = method(*[results[d][1] for d in dependencies], *inputs)
-            except IndexError:
-                if function not in OPS:
-                    raise StepError(f"{function} failed: nothing to work on") from None
-                # kopl picks the most common unit of an empty candidate list.
-                raise StepError(f"{function}: none of the input entities has a {inputs[0]!r} value") from None
-            except Exception as exc:  # kopl's own failures become step errors, not tracebacks
-                raise StepError(f"{function} failed: {type(exc).__name__}: {exc}") from None
-            results.append((spec.gives, result))
-            step["output"] = _summarize(engine, spec.gives, result)
+            kind, result = execute_step(engine, function, inputs, [(dep, *results[dep]) for dep in dependencies])
+            results.append((kind, result))
+            step["output"] = _summarize(engine, kind, result)
         except StepError as exc:
             step["error"] = str(exc)
             failed = index

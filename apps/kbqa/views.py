@@ -1,17 +1,185 @@
-from django.core.paginator import Paginator
-from django.http import Http404
-from django.shortcuts import redirect, render
+import json
 
-from apps.accounts.permissions import area_required
-from apps.kbqa import services
-from apps.kbqa.models import KnowledgeBase
+from django.contrib import messages
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.accounts.permissions import area_required, can_view_owned, has_role
+from apps.kbqa import pipeline, present, services
+from apps.kbqa.models import KnowledgeBase, ParserEvaluation, ParserModel, Question
+from apps.kbqa.questions import generate_examples, load_ontology
 
 ENTITIES_PER_PAGE = 25
+HISTORY = 30
+EXAMPLES = 6
+MAX_EDITED_STEPS = services.MAX_PROGRAM_STEPS
+PARSER_ROLES = ("researcher", "admin")
+
+
+def example_questions(kb: KnowledgeBase) -> list[str]:
+    """A few generated questions to try on a KB (cached per KB content)."""
+    key = f"kbqa-examples:{kb.pk}:{kb.content_hash}"
+    examples = cache.get(key)
+    if examples is None:
+        report = generate_examples(load_ontology(kb), 40, seed=3, wordings="heldout")
+        picked = {}
+        for example in report.examples:  # one per template, for variety
+            picked.setdefault(example.template, example.question)
+        examples = list(picked.values())[:EXAMPLES]
+        cache.set(key, examples, 24 * 3600)
+    return examples
 
 
 @area_required("kbqa")
 def index(request):
-    return redirect("kbqa:kb_list")
+    """Ask a question on a KB; the history of the user's questions."""
+    kbs = list(services.list_kbs())
+    chosen = next((kb for kb in kbs if kb.name == request.GET.get("kb")), kbs[0] if kbs else None)
+    if request.method == "POST":
+        kb = get_object_or_404(KnowledgeBase, name=request.POST.get("kb", ""))
+        try:
+            question = pipeline.ask(request.user, kb, request.POST.get("question", ""))
+        except ValidationError as exc:
+            messages.error(request, exc.messages[0])
+            return redirect(f"{request.path}?kb={kb.name}")
+        return redirect("kbqa:question", question_id=question.pk)
+    history = Question.objects.filter(owner=request.user).select_related("kb")[:HISTORY]
+    context = {
+        "kbs": kbs,
+        "chosen": chosen,
+        "history": history,
+        "examples": example_questions(services.get_kb(chosen.name)) if chosen else [],
+        "parser": pipeline.ready_parser(),
+    }
+    return render(request, "kbqa/ask.html", context)
+
+
+def owned_question(request, question_id: int) -> Question:
+    question = get_object_or_404(Question.objects.select_related("kb", "job", "parser__source_kb"), pk=question_id)
+    if not can_view_owned(request.user, question.owner_id):
+        raise Http404("No such question.")
+    return question
+
+
+def question_context(question: Question) -> dict:
+    data = pipeline.question_json(question)
+    candidates = data["candidates"]
+    steps = data["steps"]
+    rows = []
+    for index, step in enumerate(question.program):
+        spec = services.FUNCTIONS.get(step.get("function"))
+        inputs = list(step.get("inputs", []))
+        arity = len(spec.args) if spec else len(inputs)
+        rows.append(
+            {
+                "index": index,
+                "step": step,
+                "outcome": steps[index] if index < len(steps) else None,
+                "candidates": candidates[index] if index < len(candidates) else None,
+                "roles": spec.args if spec else (),
+                "input_fields": (inputs + [""] * 3)[: max(arity, len(inputs), 1)],
+                "dependencies": ",".join(str(d) for d in step.get("dependencies", [])),
+            }
+        )
+    return {
+        "question": question,
+        "data": data,
+        "rows": rows,
+        "graph": present.program_graph(question.program, steps),
+        "functions": sorted(services.FUNCTIONS),
+        "program_json": json.dumps(question.program, ensure_ascii=False, indent=1),
+        "cut_pct": round(100 * data["pruning"].get("cut", 0)),
+    }
+
+
+@area_required("kbqa")
+def question_detail(request, question_id: int):
+    question = owned_question(request, question_id)
+    if request.GET.get("poll") and pipeline.question_status(question) == "pending":
+        return HttpResponse(status=204)  # htmx keeps the page as it is and polls again
+    context = question_context(question)
+    if request.headers.get("HX-Request"):
+        return render(request, "kbqa/question.html#question-body", context)
+    return render(request, "kbqa/question.html", context)
+
+
+def edited_program(post) -> list:
+    """The program from the edit form: either the JSON box or one row of fields per step."""
+    if post.get("mode") == "json":
+        try:
+            program = json.loads(post.get("program_json", ""))
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"The program is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+        if not isinstance(program, list):
+            raise ValidationError("The program must be a JSON list of steps.")
+        return program
+    program = []
+    for index in range(MAX_EDITED_STEPS):
+        function = post.get(f"function_{index}")
+        if function is None:
+            break
+        if post.get(f"delete_{index}"):
+            continue
+        deps_text = post.get(f"dependencies_{index}", "").replace(" ", "")
+        try:
+            dependencies = [int(d) for d in deps_text.split(",") if d]
+        except ValueError:
+            raise ValidationError(f"Step {index}: dependencies must be step numbers separated by commas.") from None
+        inputs = [value.strip() for value in post.getlist(f"inputs_{index}") if value.strip()]
+        program.append({"function": function, "dependencies": dependencies, "inputs": inputs})
+    if not program:
+        raise ValidationError("The program has no steps.")
+    return program
+
+
+@area_required("kbqa")
+@require_POST
+def question_rerun(request, question_id: int):
+    question = owned_question(request, question_id)
+    try:
+        program = edited_program(request.POST)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+        return redirect("kbqa:question", question_id=question.pk)
+    edited = pipeline.rerun(request.user, question, program)
+    if edited.error:
+        messages.error(request, edited.error)
+    return redirect("kbqa:question", question_id=edited.pk)
+
+
+@area_required("kbqa")
+def parsers(request):
+    """Trained sketch parsers, their training metrics and in-KB / transfer evaluations."""
+    may_train = has_role(request.user, *PARSER_ROLES)
+    if request.method == "POST":
+        if not may_train:
+            raise PermissionDenied("Only researchers and admins can train or evaluate parsers.")
+        try:
+            if request.POST.get("action") == "train":
+                kb = get_object_or_404(KnowledgeBase, name=request.POST.get("source", ""))
+                pipeline.request_training(request.user, kb, int(request.POST.get("pairs") or 2400))
+                messages.success(request, f"Training a sketch parser on {kb.name}.")
+            else:
+                parser = get_object_or_404(ParserModel, pk=request.POST.get("parser") or 0, status="ready")
+                targets = request.POST.getlist("targets")
+                pipeline.request_evaluation(request.user, parser, targets, int(request.POST.get("pairs") or 200))
+                messages.success(request, "Evaluation started.")
+        except (ValidationError, ValueError) as exc:
+            messages.error(request, exc.messages[0] if isinstance(exc, ValidationError) else str(exc))
+        return redirect("kbqa:parsers")
+    parser_list = ParserModel.objects.select_related("source_kb", "job").defer("dataset", "classifier")[:20]
+    evaluations = ParserEvaluation.objects.select_related("parser__source_kb", "job")[:10]
+    context = {
+        "parsers": parser_list,
+        "evaluations": [{"evaluation": e, "rows": present.evaluation_rows(e.results)} for e in evaluations],
+        "kbs": services.list_kbs(),
+        "may_train": may_train,
+    }
+    return render(request, "kbqa/parsers.html", context)
 
 
 @area_required("kbqa")

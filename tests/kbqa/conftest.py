@@ -33,3 +33,36 @@ def geo_kb(django_db_setup, django_db_blocker):
     yield kb
     with django_db_blocker.unblock():
         kb.delete()
+
+
+def ontology_of(name: str):
+    """The ontology of a shipped KB, built without the database (for parser unit tests)."""
+    from apps.kbqa.questions import Ontology
+
+    data = json.loads((DATA_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return Ontology(services.AtriumKoPLEngine(services.normalize_kb(data)))
+
+
+@pytest.fixture(scope="session")
+def geo_onto():
+    return ontology_of("geo")
+
+
+@pytest.fixture(scope="session")
+def elements_onto():
+    return ontology_of("elements")
+
+
+@pytest.fixture(scope="session")
+def geo_examples(geo_onto):
+    from apps.kbqa.questions import generate_examples
+
+    return generate_examples(geo_onto, 1200, seed=0, wordings="train").examples
+
+
+@pytest.fixture(scope="session")
+def sketch_classifier(geo_onto, geo_examples):
+    """A sketch parser trained on generated geo pairs only (real MiniLM embeddings)."""
+    from apps.kbqa.parser import train_sketch_classifier
+
+    return train_sketch_classifier([e.question for e in geo_examples], [e.sketch for e in geo_examples], geo_onto)

