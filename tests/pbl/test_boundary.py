@@ -70,7 +70,10 @@ def test_merge_keeps_both_edits_or_both_texts():
     theirs = "Who:\n\nWhy:\n\nMust: cost under 500\n"
     merged = textutil.merge3(base, ours, theirs)
     assert not merged.conflict
-    assert "Who: students" in merged.text and "Must: cost under 500" in merged.text
+    assert "Who: students" in merged.text
+    assert "Must: cost under 500" in merged.text
     clash = textutil.merge3(base, "Who: students\n\nWhy:\n\nMust:\n", "Who: staff\n\nWhy:\n\nMust:\n")
     assert clash.conflict
-    assert "Who: students" in clash.text and "Who: staff" in clash.text and "<<<<<<<" in clash.text
+    assert "Who: students" in clash.text
+    assert "Who: staff" in clash.text
+    assert "<<<<<<<" in clash.text

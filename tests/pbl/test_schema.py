@@ -14,8 +14,10 @@ def test_demo_projects_are_complete(path):
     spec = schema.parse_project_json(path.read_bytes())
     assert len(spec["stages"]) >= 3
     assert all(stage["milestones"] and stage["deliverable"]["prompt"] for stage in spec["stages"])
-    assert len(spec["agents"]) >= 2 and spec["resources"]
-    assert spec["exams"]["pre"] and spec["exams"]["post"]
+    assert len(spec["agents"]) >= 2
+    assert spec["resources"]
+    assert spec["exams"]["pre"]
+    assert spec["exams"]["post"]
     kinds = {q["kind"] for q in spec["exams"]["pre"] + spec["exams"]["post"]}
     assert kinds == {"mc", "short"}
 

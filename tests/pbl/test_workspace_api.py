@@ -55,7 +55,10 @@ def test_teams_hold_at_most_four(run, cohort):
 def test_another_teams_workspace_is_forbidden(client, team, other_team, learners):
     c = api(client, learners[2])  # pia is in Herons
     assert c.get(f"/api/pbl/teams/{team.pk}/workspace").status_code == 403
-    assert c.post(f"/api/pbl/teams/{team.pk}/messages", data={"text": "hi"}, content_type="application/json").status_code == 403
+    assert (
+        c.post(f"/api/pbl/teams/{team.pk}/messages", data={"text": "hi"}, content_type="application/json").status_code
+        == 403
+    )
     assert put_doc(c, team, "mine now", 0).status_code == 403
     assert c.get(f"/pbl/teams/{team.pk}/").status_code == 403
     assert c.get(f"/api/pbl/teams/{other_team.pk}/workspace").status_code == 200
@@ -86,16 +89,21 @@ def test_concurrent_edits_merge_or_keep_both(client, team, learners):
     first = put_doc(api(client, lena), team, template.replace("Who is affected:", "Who is affected: all students"), 0)
     assert first.json()["outcome"] == "saved"
     # Omar edited from version 0 too, on a different line: both edits survive.
-    second = put_doc(api(client, omar), team, template.replace("A good solution must:", "A good solution must: be cheap"), 0)
+    second = put_doc(
+        api(client, omar), team, template.replace("A good solution must:", "A good solution must: be cheap"), 0
+    )
     body = second.json()
     assert body["outcome"] == "merged"
-    assert "all students" in body["text"] and "be cheap" in body["text"]
+    assert "all students" in body["text"]
+    assert "be cheap" in body["text"]
     # Same line edited from the same base: a conflict keeps both texts.
     third = put_doc(api(client, lena), team, body["text"].replace("be cheap", "cost under 500"), body["version"])
     fourth = put_doc(api(client, omar), team, body["text"].replace("be cheap", "be easy to maintain"), body["version"])
     clash = fourth.json()
-    assert third.json()["outcome"] == "saved" and clash["outcome"] == "conflict"
-    assert "cost under 500" in clash["text"] and "be easy to maintain" in clash["text"]
+    assert third.json()["outcome"] == "saved"
+    assert clash["outcome"] == "conflict"
+    assert "cost under 500" in clash["text"]
+    assert "be easy to maintain" in clash["text"]
     versions = DocumentVersion.objects.filter(document__team=team).order_by("number")
     assert [v.author.username for v in versions] == ["lena", "omar", "lena", "omar"]
     assert versions.last().conflict
@@ -128,16 +136,19 @@ def test_simultaneous_saves_lose_nothing(team, learners):
     [t.start() for t in threads]
     [t.join() for t in threads]
     final = services.get_document(team).text
-    assert "pupils in block B" in final and "lead harms children" in final
+    assert "pupils in block B" in final
+    assert "lead harms children" in final
     assert sorted(r["outcome"] for r in results) == ["merged", "saved"]
 
 
 def test_bad_messages_are_rejected_clearly(client, team, learners):
     c = api(client, learners[0])
     empty = c.post(f"/api/pbl/teams/{team.pk}/messages", data={"text": "   "}, content_type="application/json")
-    assert empty.status_code == 400 and "Write a message" in empty.json()["detail"]
+    assert empty.status_code == 400
+    assert "Write a message" in empty.json()["detail"]
     huge = c.post(f"/api/pbl/teams/{team.pk}/messages", data={"text": "x" * 5000}, content_type="application/json")
-    assert huge.status_code == 400 and "too long" in huge.json()["detail"]
+    assert huge.status_code == 400
+    assert "too long" in huge.json()["detail"]
     assert ChatMessage.objects.filter(team=team).count() == 0
     page = c.post(f"/pbl/teams/{team.pk}/messages/", {"text": ""})
     assert b"Write a message first" in page.content
@@ -145,33 +156,48 @@ def test_bad_messages_are_rejected_clearly(client, team, learners):
 
 def test_off_task_chat_is_logged_and_unknown_agents_explained(client, team, learners):
     c = api(client, learners[0])
-    c.post(f"/api/pbl/teams/{team.pk}/messages", data={"text": "did anyone watch the football match yesterday evening"},
-           content_type="application/json")
+    c.post(
+        f"/api/pbl/teams/{team.pk}/messages",
+        data={"text": "did anyone watch the football match yesterday evening"},
+        content_type="application/json",
+    )
     assert Event.objects.filter(verb="off-task", actor=learners[0]).count() == 1
     reply = c.post(f"/api/pbl/teams/{team.pk}/messages", data={"text": "@Zed help"}, content_type="application/json")
     assert "no agent called @Zed" in reply.json()["replies"][0]["text"]
-    c.post(f"/api/pbl/teams/{team.pk}/messages", data={"text": "Lead comes from old pipes"}, content_type="application/json")
+    c.post(
+        f"/api/pbl/teams/{team.pk}/messages",
+        data={"text": "Lead comes from old pipes"},
+        content_type="application/json",
+    )
     assert Event.objects.filter(verb="off-task").count() == 1
 
 
 def test_agent_request_is_kept_and_queued(client, team, learners):
     c = api(client, learners[0])
-    body = c.post(f"/api/pbl/teams/{team.pk}/messages", data={"text": "@nova what is a contaminant?"},
-                  content_type="application/json").json()
+    body = c.post(
+        f"/api/pbl/teams/{team.pk}/messages",
+        data={"text": "@nova what is a contaminant?"},
+        content_type="application/json",
+    ).json()
     assert body["message"]["text"] == "@nova what is a contaminant?"
     [reply] = body["replies"]
-    assert reply["agent"] == "Nova" and reply["status"] in ("queued", "unavailable")
+    assert reply["agent"] == "Nova"
+    assert reply["status"] in ("queued", "unavailable")
     assert Event.objects.filter(verb="requested-help", object_id="Nova").count() == 1
 
 
 def test_tasks(client, team, learners):
     c = api(client, learners[1])
-    task = c.post(f"/api/pbl/teams/{team.pk}/tasks", data={"title": "Interview the caretaker"},
-                  content_type="application/json").json()
-    moved = c.patch(f"/api/pbl/teams/{team.pk}/tasks/{task['id']}", data={"status": "doing"},
-                    content_type="application/json").json()
+    task = c.post(
+        f"/api/pbl/teams/{team.pk}/tasks", data={"title": "Interview the caretaker"}, content_type="application/json"
+    ).json()
+    moved = c.patch(
+        f"/api/pbl/teams/{team.pk}/tasks/{task['id']}", data={"status": "doing"}, content_type="application/json"
+    ).json()
     assert moved == {"id": task["id"], "status": "doing", "assignee": "omar"}
-    bad = c.patch(f"/api/pbl/teams/{team.pk}/tasks/{task['id']}", data={"status": "lost"}, content_type="application/json")
+    bad = c.patch(
+        f"/api/pbl/teams/{team.pk}/tasks/{task['id']}", data={"status": "lost"}, content_type="application/json"
+    )
     assert bad.status_code == 400
 
 
@@ -179,14 +205,24 @@ def test_exams_grade_and_compute_gain(client, run, team, learners):
     c = api(client, learners[0])
     questions = c.get(f"/api/pbl/runs/{run.pk}/exams/pre").json()["questions"]
     assert all("answer" not in q and "rubric" not in q for q in questions)  # no keys leak
-    assert c.post(f"/api/pbl/runs/{run.pk}/exams/post", data={"answers": {}}, content_type="application/json").status_code == 400
-    pre = c.post(f"/api/pbl/runs/{run.pk}/exams/pre", content_type="application/json",
-                 data={"answers": {"q1": 0, "q2": 1, "q3": 0, "q4": "no idea"}}).json()
-    assert pre["score"] == 1 and pre["max_score"] == 5
+    assert (
+        c.post(f"/api/pbl/runs/{run.pk}/exams/post", data={"answers": {}}, content_type="application/json").status_code
+        == 400
+    )
+    pre = c.post(
+        f"/api/pbl/runs/{run.pk}/exams/pre",
+        content_type="application/json",
+        data={"answers": {"q1": 0, "q2": 1, "q3": 0, "q4": "no idea"}},
+    ).json()
+    assert pre["score"] == 1
+    assert pre["max_score"] == 5
     again = c.post(f"/api/pbl/runs/{run.pk}/exams/pre", data={"answers": {}}, content_type="application/json")
     assert again.status_code == 400
-    post = c.post(f"/api/pbl/runs/{run.pk}/exams/post", content_type="application/json",
-                  data={"answers": {"q1": 1, "q2": 0, "q3": 1, "q4": "UV needs clear water and electricity"}}).json()
+    post = c.post(
+        f"/api/pbl/runs/{run.pk}/exams/post",
+        content_type="application/json",
+        data={"answers": {"q1": 1, "q2": 0, "q3": 1, "q4": "UV needs clear water and electricity"}},
+    ).json()
     assert post["score"] == 5
     assert post["gain"] == pytest.approx((1.0 - 0.2) / (1 - 0.2))
     assert services.normalized_gain(0.5, 0.75) == 0.5
@@ -221,7 +257,8 @@ def test_bearer_token_scripted_learner(client, team, learners):
 def test_project_import_and_teacher_pages(client, teacher, run, team):
     c = api(client, teacher)
     bad = c.post("/api/pbl/projects", data=b'{"title": "x"}', content_type="application/json")
-    assert bad.status_code == 400 and "driving_question" in bad.json()["detail"]
+    assert bad.status_code == 400
+    assert "driving_question" in bad.json()["detail"]
     for url in ["/pbl/", f"/pbl/runs/{run.pk}/manage/", f"/pbl/projects/{run.project_id}/", f"/pbl/teams/{team.pk}/"]:
         assert c.get(url).status_code == 200, url
     saved = c.post(f"/pbl/runs/{run.pk}/manage/", {"action": "thresholds", "idle_minutes": "abc"})
@@ -235,6 +272,11 @@ def test_project_import_and_teacher_pages(client, teacher, run, team):
 
 def test_student_pages(client, run, team, learners):
     c = api(client, learners[0])
-    for url in ["/pbl/", f"/pbl/runs/{run.pk}/", f"/pbl/runs/{run.pk}/exam/pre/", f"/pbl/teams/{team.pk}/",
-                f"/pbl/teams/{team.pk}/summary/"]:
+    for url in [
+        "/pbl/",
+        f"/pbl/runs/{run.pk}/",
+        f"/pbl/runs/{run.pk}/exam/pre/",
+        f"/pbl/teams/{team.pk}/",
+        f"/pbl/teams/{team.pk}/summary/",
+    ]:
         assert c.get(url).status_code == 200, url
