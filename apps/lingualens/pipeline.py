@@ -664,7 +664,8 @@ def run_steering(job: Job, backend=None) -> dict:
         SteeringRun.objects.filter(pk=run.pk).update(output_plain=outputs["plain"], output_steered=outputs["steered"])
         if should_stop():
             raise JobCancelled
-    return {"plain": outputs["plain"], "steered": outputs["steered"]}
+    # The texts are on the SteeringRun (and its page); the job result stays a short summary.
+    return {"plain_characters": len(outputs["plain"]), "steered_characters": len(outputs["steered"])}
 
 
 # ---- job bodies (called by workers/lingualens.py through run_job) ---------------------------

@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+# Text stays text in the SVG (not paths), so the browser draws Chinese feature names with its fonts.
+matplotlib.rcParams["svg.fonttype"] = "none"
 ACCENT = "#3657d6"
 COLORS = {"morphology": "#3657d6", "syntax": "#d6365f", "semantics": "#2a9d6b", "pragmatics": "#d68b36"}
 
@@ -85,6 +87,7 @@ def overview(cells: list[dict]) -> bytes:
     if not cells:
         return _empty("No scores yet: train and score SAEs at a few layers.", size=(8, 1.2))
     fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), sharey=True)
+    all_layers = sorted({c["layer"] for c in cells})
     for ax, language, label in zip(axes, ("en", "zh"), ("English", "Chinese"), strict=True):
         for dimension, color in COLORS.items():
             points = sorted(
@@ -94,6 +97,7 @@ def overview(cells: list[dict]) -> bytes:
                 ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=color, label=dimension)
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("layer")
+        ax.set_xticks(all_layers)
         ax.set_ylim(0, 1.05)
         ax.spines[["top", "right"]].set_visible(False)
     axes[0].set_ylabel("mean best FRC")

@@ -67,7 +67,8 @@ def run_dir(run: ActivationRun) -> Path:
 
 
 def sae_dir(sae: SAE) -> Path:
-    return storage_root() / "saes" / sae.slug
+    # Under its run's unique folder: a slug reused by another database never meets old files.
+    return run_dir(sae.run) / "saes" / sae.slug
 
 
 # ---- catalogue ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ urlpatterns = [
     path("catalogue/<int:feature_id>/", views.feature_detail, name="feature"),
     path("catalogue/<int:feature_id>/layers.svg", views.feature_layers_svg, name="feature_layers_svg"),
     path("saes/<slug:slug>/", views.sae_detail, name="sae"),
+    path("saes/<slug:slug>/refresh/", views.sae_refresh, name="sae_refresh"),
     path("saes/<slug:slug>/loss.svg", views.sae_loss_svg, name="sae_loss_svg"),
     path("saes/<slug:slug>/<str:action>/", views.sae_action, name="sae_action"),
     # Neuronpedia-style stable names: <model>@<sae>:<index>

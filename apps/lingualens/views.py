@@ -266,6 +266,7 @@ def sae_detail(request, slug: str):
     page = Paginator(latents, 50).get_page(request.GET.get("page"))
     matched = FeatureScore.objects.filter(sae=sae, rank=0).select_related("feature").order_by("-frc")[:60]
     score_job = Job.objects.filter(kind=services.SCORE_KIND, params__sae_id=sae.pk).first()
+    busy = (sae.job and not sae.job.is_finished) or (score_job and not score_job.is_finished)
     return render(
         request,
         "lingualens/sae.html",
@@ -276,6 +277,7 @@ def sae_detail(request, slug: str):
             "score_job": score_job,
             "metrics": sae.metrics,
             "dead": sae.latents.filter(density=0).count(),
+            "busy": busy,
         },
     )
 
@@ -296,6 +298,24 @@ def sae_action(request, slug: str, action: str):
     except services.LensInputError as exc:
         messages.error(request, str(exc))
     return redirect("lingualens:sae", slug=sae.slug)
+
+
+@area_required(AREA)
+def sae_refresh(request, slug: str):
+    """Polled by the SAE page while its jobs run: 204 until they end, then htmx reloads the page."""
+    sae = get_object_or_404(SAE, slug=slug)
+    running = Job.objects.filter(pk=sae.job_id).exclude(status__in=["succeeded", "failed", "cancelled"]).exists()
+    running = (
+        running
+        or Job.objects.filter(
+            kind=services.SCORE_KIND, params__sae_id=sae.pk, status__in=["queued", "running"]
+        ).exists()
+    )
+    if running:
+        return HttpResponse(status=204)
+    response = HttpResponse(status=200)
+    response["HX-Refresh"] = "true"
+    return response
 
 
 @area_required(AREA)

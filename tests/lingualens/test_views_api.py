@@ -61,8 +61,8 @@ def stored_sae(researcher, catalogue, lens_dir):
     FeatureScore.objects.create(
         sae=sae, feature=passive, latent_index=3, layer=6, rank=0, ps=0.9, pn=0.8, frc=2 * 0.72 / 1.7, fic=0.75
     )
-    (lens_dir / "saes" / sae.slug).mkdir(parents=True)
-    (lens_dir / "saes" / sae.slug / "cfg.json").write_text("{}")
+    services.sae_dir(sae).mkdir(parents=True)
+    (services.sae_dir(sae) / "cfg.json").write_text("{}")
     return sae
 
 
@@ -324,3 +324,16 @@ def test_api_saes_latents_search_steer(client_for, researcher, stored_sae):
     assert client.get(f"/api/lingualens/steer/{steer.json()['job_id']}").json()["interventions"][0]["strength"] == 10
     score = client.post("/api/lingualens/saes/l6-w16-k4/score", {"feature_ids": [1]}, content_type="application/json")
     assert score.status_code == 202
+
+
+def test_sae_page_polls_while_training_and_reloads_when_done(client_for, researcher, stored_sae):
+    client = client_for(researcher)
+    job = Job.objects.create(owner=researcher, kind="lingualens.train", queue="gpu", status="running")
+    SAE.objects.filter(pk=stored_sae.pk).update(job=job)
+    assert "/lingualens/saes/l6-w16-k4/refresh/" in client.get("/lingualens/saes/l6-w16-k4/").content.decode()
+    assert client.get("/lingualens/saes/l6-w16-k4/refresh/").status_code == 204
+    Job.objects.filter(pk=job.pk).update(status="succeeded")
+    response = client.get("/lingualens/saes/l6-w16-k4/refresh/")
+    assert response.status_code == 200
+    assert response["HX-Refresh"] == "true"
+    assert "/refresh/" not in client.get("/lingualens/saes/l6-w16-k4/").content.decode()
