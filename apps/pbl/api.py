@@ -68,6 +68,7 @@ class TextIn(Schema):
 class DocumentIn(Schema):
     text: str
     base_version: int
+    stage: str | None = None  # the stage the editor was opened for; saving to a finished stage is refused
 
 
 class TaskIn(Schema):
@@ -186,7 +187,8 @@ def messages(request, team_id: int, after: int = 0):
 @router.put("/pbl/teams/{team_id}/document")
 @api_errors
 def save_document(request, team_id: int, payload: DocumentIn):
-    return services.save_document(request.auth, get_team(request, team_id), payload.text, payload.base_version)
+    team = get_team(request, team_id)
+    return services.save_document(request.auth, team, payload.text, payload.base_version, stage_key=payload.stage)
 
 
 @router.get("/pbl/teams/{team_id}/document/versions")

@@ -274,6 +274,9 @@ def save_document(user: User, team: Team, text: str, base_version: int, stage_ke
     if len(text) > MAX_DOCUMENT_CHARS:
         raise ValidationError(f"The document is too long ({len(text)} characters; the limit is {MAX_DOCUMENT_CHARS}).")
     text = text.replace("\r\n", "\n")
+    current = team.stage or team.run.project.stages[-1]
+    if stage_key and stage_key != current["key"]:
+        raise ValidationError("This stage's deliverable is finished; reload to work on the current stage.")
     with transaction.atomic():
         document = Document.objects.select_for_update().get(pk=get_document(team, stage_key).pk)
         if base_version > document.version or base_version < 0:

@@ -300,6 +300,7 @@ def message_fragment(request, message_id: int):
 
 def _panels(request, team: Team) -> HttpResponse:
     state = services.workspace_state(request.user, team)
+    state.pop("messages")
     return render(request, "pbl/workspace.html#live-panels", {**state, "oob": False})
 
 
@@ -345,7 +346,7 @@ def summary(request, team_id: int):
         {
             "team": team,
             "run": team.run,
-            "state": services.workspace_state(user, team),
+            "state": {k: v for k, v in services.workspace_state(user, team).items() if k != "messages"},
             "counts": counts,
             "scaffolds": scaffolds,
             "refusals": Event.objects.filter(

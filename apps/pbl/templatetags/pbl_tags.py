@@ -24,3 +24,8 @@ def percent(value) -> str:
 @register.filter
 def minutes(value) -> str:
     return "–" if value is None else f"{value:.0f} min"
+
+
+@register.filter
+def human(value) -> str:
+    return str(value or "").replace("_", " ")
