@@ -110,7 +110,7 @@ def main() -> None:
         training_tokens=args.tokens,
         train_batch_size_tokens=args.batch,
         store_batch_size_prompts=16,
-        n_batches_in_buffer=4,
+        n_batches_in_buffer=2 * args.batch // 64,  # sae-lens: buffer = this x context_size, >= one batch
         device="cpu",
         lr=cfg.lr,
         logger=LoggingConfig(log_to_wandb=False),

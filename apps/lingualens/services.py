@@ -584,7 +584,7 @@ def search_notes(query: str, limit: int = 50) -> dict:
 def best_layers(feature: LinguisticFeature) -> list[dict]:
     """Best FRC per layer for one linguistic feature: [{layer, frc, latent, sae}] sorted by layer."""
     rows = {}
-    for score in feature.scores.select_related("sae__run").order_by("layer", "-frc"):
+    for score in feature.scores.select_related("sae__run").order_by("layer", "-frc", "rank"):
         rows.setdefault(score.layer, score)
     return [
         {

@@ -267,6 +267,8 @@ def sae_detail(request, slug: str):
     matched = FeatureScore.objects.filter(sae=sae, rank=0).select_related("feature").order_by("-frc")[:60]
     score_job = Job.objects.filter(kind=services.SCORE_KIND, params__sae_id=sae.pk).first()
     busy = (sae.job and not sae.job.is_finished) or (score_job and not score_job.is_finished)
+    # A worker killed for good (the sweeper failed its job) leaves the SAE "running": offer resume.
+    stalled = sae.status in ("pending", "running") and sae.job is not None and sae.job.status in ("failed", "cancelled")
     return render(
         request,
         "lingualens/sae.html",
@@ -278,6 +280,7 @@ def sae_detail(request, slug: str):
             "metrics": sae.metrics,
             "dead": sae.latents.filter(density=0).count(),
             "busy": busy,
+            "stalled": stalled,
         },
     )
 

@@ -337,3 +337,24 @@ def test_sae_page_polls_while_training_and_reloads_when_done(client_for, researc
     assert response.status_code == 200
     assert response["HX-Refresh"] == "true"
     assert "/refresh/" not in client.get("/lingualens/saes/l6-w16-k4/").content.decode()
+
+
+def test_sae_whose_worker_died_offers_resume(client_for, researcher, stored_sae, django_capture_on_commit_callbacks):
+    job = Job.objects.create(
+        owner=researcher,
+        kind="lingualens.train",
+        queue="gpu",
+        status="failed",
+        error="The worker stopped responding; the job was stopped. Try again.",
+    )
+    SAE.objects.filter(pk=stored_sae.pk).update(job=job, status="running", steps_done=30, steps_total=100)
+    client = client_for(researcher)
+    page = client.get("/lingualens/saes/l6-w16-k4/").content.decode()
+    assert 'id="stalled-note"' in page
+    assert "after 30 of 100 steps" in page
+    client.post("/lingualens/saes/l6-w16-k4/resume/")
+    sae = SAE.objects.get(pk=stored_sae.pk)
+    assert sae.status == "pending"
+    assert sae.steps_done == 30
+    assert sae.job.kind == "lingualens.train"
+    assert sae.job_id != job.pk
