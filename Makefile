@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-models.txt
 TEST_ENV := DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/atrium} \
             REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/1} HF_HUB_OFFLINE=1
 
-.PHONY: up test lint install chromium bench clean
+.PHONY: up test lint install chromium bench bench-kbqa clean
 
 $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: $(STAMP) chromium lint
 # The gpu worker of `make up` runs torch with one thread (Procfile); the bench measures that setting.
 bench: $(STAMP)
 	$(TEST_ENV) MODEL_THREADS=$${MODEL_THREADS:-1} $(PY) bench/inference.py
+
+# KBQA: in-KB and transfer accuracy with and without ontology pruning, and latency per question.
+bench-kbqa: $(STAMP)
+	$(TEST_ENV) $(PY) bench/kbqa_eval.py
 
 clean:
 	rm -rf $(VENV) var

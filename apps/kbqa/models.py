@@ -110,3 +110,31 @@ class Question(models.Model):
 
     def __str__(self) -> str:
         return self.text[:80]
+
+
+class KBImport(models.Model):
+    """An uploaded KB on its way in. A big KB takes a while to validate and index, so the upload
+    is stored here and imported by a cpu worker job with progress; errors stay on the row."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Importing"
+        DONE = "done", "Imported"
+        FAILED = "failed", "Failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kb_imports")
+    name = models.SlugField(max_length=80)
+    title = models.CharField(max_length=200, blank=True)
+    file_name = models.CharField(max_length=255, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    raw = models.TextField(blank=True, help_text="The uploaded JSON; cleared once imported.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    errors = models.JSONField(default=list)
+    kb = models.ForeignKey(KnowledgeBase, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import of {self.name}"

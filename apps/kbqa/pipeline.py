@@ -3,6 +3,7 @@ evaluating in-KB and transfer accuracy. Views and the API only create rows and j
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import time
@@ -17,7 +18,7 @@ from apps.jobs.models import Job
 from apps.jobs.services import JobKind, create_job, register_job_kind, report_progress
 from apps.kbqa import parser as kbqa_parser
 from apps.kbqa import services
-from apps.kbqa.models import KnowledgeBase, ParserEvaluation, ParserModel, Question
+from apps.kbqa.models import KBImport, KnowledgeBase, ParserEvaluation, ParserModel, Question
 from apps.kbqa.questions import Ontology, generate_examples, load_ontology, sketch_of
 
 MAX_QUESTION_CHARS = 500
@@ -337,3 +338,58 @@ def evaluate(job: Job) -> dict:
     evaluation.results = results
     evaluation.save(update_fields=["results"])
     return {"evaluation": evaluation.pk, "rows": len(results)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Importing a KB from an upload
+
+
+register_job_kind("kbqa_import", JobKind("workers.cpu.kbqa_import", "cpu"))
+
+
+def request_import(user, name: str, title: str, file_name: str, content: bytes) -> KBImport:
+    """Check what can be checked at once (name, encoding), then import in a worker."""
+    services.check_kb_name(name)
+    if KnowledgeBase.objects.filter(name=name).exists():
+        raise ValidationError(f"A knowledge base named {name!r} already exists.")
+    try:
+        raw = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"The file is not UTF-8 text (byte {exc.start} cannot be read).") from None
+    with transaction.atomic():
+        upload = KBImport.objects.create(
+            owner=user, name=name, title=title[:200], file_name=file_name[:255], size=len(content), raw=raw
+        )
+        upload.job = create_job(user, "kbqa_import", {"import_id": upload.pk})
+        upload.save(update_fields=["job"])
+    return upload
+
+
+def run_import(job: Job) -> dict:
+    upload = KBImport.objects.get(pk=job.params["import_id"])
+    report_progress(job, 0.05, f"Reading {upload.file_name or upload.name}")
+    try:
+        data = json.loads(upload.raw)
+    except json.JSONDecodeError as exc:
+        return _import_failed(upload, [f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"])
+    report_progress(job, 0.25, "Validating concepts, entities, attributes and relations")
+    errors = services.validate_kb(data)
+    if errors:
+        return _import_failed(upload, errors)
+    report_progress(job, 0.55, "Normalizing and storing")
+    try:
+        kb = services.import_kb(upload.owner, upload.name, data, title=upload.title, source=upload.file_name)
+    except ValidationError as exc:  # the name was taken meanwhile
+        return _import_failed(upload, exc.messages)
+    report_progress(job, 0.85, "Indexing for questions")
+    load_ontology(kb)
+    upload.kb, upload.status, upload.raw = kb, KBImport.Status.DONE, ""
+    upload.save(update_fields=["kb", "status", "raw"])
+    return {"kb": kb.name, "stats": kb.stats}
+
+
+def _import_failed(upload: KBImport, errors: list[str]) -> dict:
+    upload.status, upload.errors = KBImport.Status.FAILED, errors[: services.MAX_ERRORS]
+    upload.save(update_fields=["status", "errors"])
+    # The job itself succeeded: the outcome (a list of problems) is on the import row.
+    return {"kb": None, "errors": len(errors)}

@@ -1,5 +1,6 @@
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -10,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import area_required, can_view_owned, has_role
 from apps.kbqa import pipeline, present, services
-from apps.kbqa.models import KnowledgeBase, ParserEvaluation, ParserModel, Question
+from apps.kbqa.models import KBImport, KnowledgeBase, ParserEvaluation, ParserModel, Question
 from apps.kbqa.questions import generate_examples, load_ontology
 
 ENTITIES_PER_PAGE = 25
@@ -184,7 +185,33 @@ def parsers(request):
 
 @area_required("kbqa")
 def kb_list(request):
-    return render(request, "kbqa/kb_list.html", {"kbs": services.list_kbs()})
+    """The KBs, and uploading one (imported by a worker job, so a big KB shows progress)."""
+    limit = settings.KBQA_MAX_UPLOAD_BYTES
+    if request.method == "POST":
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        upload = request.FILES.get("file")
+        if length > limit:  # checked from the header, before the body is read
+            messages.error(request, f"The upload is {length / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
+        elif upload is None:
+            messages.error(request, "Choose a KoPL JSON file to import.")
+        elif not upload.name.lower().endswith(".json"):
+            messages.error(request, "A knowledge base is imported from a .json file in KoPL's format.")
+        else:
+            try:
+                pipeline.request_import(
+                    request.user,
+                    request.POST.get("name", ""),
+                    request.POST.get("title", ""),
+                    upload.name,
+                    upload.read(),
+                )
+                messages.success(request, "Importing: the list below shows its progress and any problems found.")
+            except ValidationError as exc:
+                messages.error(request, exc.messages[0])
+        return redirect("kbqa:kb_list")
+    imports = KBImport.objects.filter(owner=request.user).select_related("job").defer("raw")[:10]
+    context = {"kbs": services.list_kbs(), "imports": imports, "limit_mb": limit // (1024 * 1024)}
+    return render(request, "kbqa/kb_list.html", context)
 
 
 @area_required("kbqa")

@@ -1,13 +1,18 @@
-"""A user browses a knowledge base and searches its entities in a real browser."""
+"""KBQA against the real web and worker processes: browse a KB; ask a question in a browser,
+watch the program run, edit an argument and re-run; and the same through the JSON API."""
 
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
 from apps.kbqa import services
+from apps.kbqa.builders import DATA_DIR
+from apps.kbqa.models import ParserModel
 from tests.factories import UserFactory
+from tests.kbqa.conftest import geo_examples, geo_onto, sketch_classifier  # noqa: F401  (session fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -19,6 +24,7 @@ def test_browse_and_search_a_kb(page, log_in, live_stack, screenshot):
     services.import_kb(None, "tiny", data, title="Tiny")
     log_in(UserFactory(username="e2e-kb", role="student"))
     page.click("nav.areas a[data-area=kbqa]")
+    page.click("nav.kbqa-tabs >> text=Knowledge bases")
     page.click("text=Tiny")
     expect(page.locator("h1")).to_contain_text("Tiny")
     names = sorted(entity["name"] for entity in data["entities"].values())
@@ -27,3 +33,76 @@ def test_browse_and_search_a_kb(page, log_in, live_stack, screenshot):
     expect(page.locator("#entities")).to_contain_text(wanted)
     expect(page.locator("#entities")).not_to_contain_text(other)  # the search narrowed the list
     screenshot("kbqa-browse")
+
+
+@pytest.fixture
+def geo_with_parser(sketch_classifier):  # noqa: F811
+    """The shipped geo KB and a ready sketch parser (trained on generated geo pairs)."""
+    data = json.loads((DATA_DIR / "geo.json").read_text(encoding="utf-8"))
+    kb = services.import_kb(None, "geo", data, title="World geography")
+    ParserModel.objects.create(
+        source_kb=kb,
+        status=ParserModel.Status.READY,
+        classifier=sketch_classifier.as_json(),
+        metrics={"train_size": 1000},
+    )
+    return kb
+
+
+@pytest.mark.model
+def test_ask_see_the_program_edit_an_argument_and_rerun(page, log_in, live_stack, screenshot, geo_with_parser):
+    log_in(UserFactory(username="e2e-asker", role="student"))
+    page.goto(f"{live_stack.url}/kbqa/")
+    page.fill("#id_question", "What is the capital of France?")
+    page.click("#ask-form button[type=submit]")
+    expect(page.locator("#answer")).to_contain_text("Paris", timeout=120_000)
+    expect(page.locator("#program-graph .node")).to_have_count(3)
+    expect(page.locator("#steps .candidate-chip.pruned").first).to_be_visible()  # pruned candidates, with reasons
+    screenshot("kbqa-answer")
+
+    page.fill("input[name=inputs_0]", "Germany")
+    page.click("#rerun")
+    expect(page.locator("#answer")).to_contain_text("Berlin")
+    expect(page.locator("body")).to_contain_text("edited from the parsed program")
+    screenshot("kbqa-edited")
+
+    page.goto(f"{live_stack.url}/kbqa/")
+    expect(page.locator("#question-history tbody tr")).to_have_count(2)  # the question and its edit
+
+
+@pytest.mark.model
+def test_ask_through_the_api(live_stack, geo_with_parser):
+    from apps.accounts.services import create_api_token
+
+    _token, raw = create_api_token(UserFactory(username="api-asker", role="researcher"), "script")
+    headers = {"Authorization": f"Bearer {raw}"}
+    url = f"{live_stack.url}/api/kbqa"
+    asked = httpx.post(
+        f"{url}/ask",
+        json={"kb": "geo", "question": "Which has a larger population, Germany or France?", "wait": 90},
+        headers=headers,
+        timeout=120,
+    )
+    assert asked.status_code == 200, asked.text
+    body = asked.json()
+    assert body["answer"] == "Germany"
+    assert body["sketch"] == "Find() Find() SelectBetween(0,1)"
+    assert len(body["steps"]) == len(body["program"]) == len(body["candidates"]) == 3
+    assert body["candidates"][2]["after"] < body["candidates"][2]["before"]
+
+    program = body["program"]
+    program[2]["inputs"] = ["population", "less"]
+    rerun = httpx.post(f"{url}/questions/{body['id']}/rerun", json={"program": program}, headers=headers)
+    assert rerun.json()["answer"] == "France"
+
+    assert httpx.post(f"{url}/ask", json={"kb": "geo", "question": " "}, headers=headers).status_code == 422
+    assert httpx.post(f"{url}/ask", json={"kb": "nope", "question": "x?"}, headers=headers).status_code == 404
+    _other, other_raw = create_api_token(UserFactory(username="api-other", role="student"), "x")
+    other = httpx.get(f"{url}/questions/{body['id']}", headers={"Authorization": f"Bearer {other_raw}"})
+    assert other.status_code == 404
+    assert (
+        httpx.post(
+            f"{url}/parsers", json={"source": "geo"}, headers={"Authorization": f"Bearer {other_raw}"}
+        ).status_code
+        == 403
+    )
