@@ -80,7 +80,7 @@ class SteerIn(Schema):
     seed: int = 0
     max_tokens: int = 40
     temperature: float = 0.7
-    normalize: bool = True
+    normalize: bool = False  # raw decoder direction: strength in units of the latent activation
 
 
 def pair_out(pair: CounterfactualPair) -> dict:

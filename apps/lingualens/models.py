@@ -233,7 +233,8 @@ class SteeringRun(models.Model):
     sae = models.ForeignKey(SAE, on_delete=models.CASCADE, related_name="steering_runs")
     prompt = models.TextField()
     interventions = models.JSONField(default=list)  # [{"index": i, "strength": s, "mode": "add"|"set"}]
-    normalize = models.BooleanField(default=True)
+    # Off: strength x the raw decoder row, i.e. in units of the latent activation (Neuronpedia convention).
+    normalize = models.BooleanField(default=False)
     seed = models.PositiveIntegerField(default=0)
     max_tokens = models.PositiveIntegerField(default=40)
     temperature = models.FloatField(default=0.7)

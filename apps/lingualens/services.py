@@ -518,7 +518,7 @@ def parse_interventions(raw) -> list[dict]:
 
 
 def start_steering(
-    user, sae: SAE, prompt: str, interventions, seed=0, max_tokens=40, temperature=0.7, normalize: bool = True
+    user, sae: SAE, prompt: str, interventions, seed=0, max_tokens=40, temperature=0.7, normalize: bool = False
 ) -> SteeringRun:
     prompt = (prompt or "").strip()
     if not prompt or len(prompt) > 2000:

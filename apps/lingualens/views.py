@@ -467,7 +467,7 @@ def steer(request):
             messages.error(request, f"Not started: {exc}.")
             return render(request, "lingualens/steer.html", {"saes": saes, "typed": request.POST}, status=400)
         return redirect("lingualens:steer_run", job_id=run.job_id)
-    typed = {"interventions": request.GET.get("latent", ""), "sae": request.GET.get("sae", ""), "normalize": "on"}
+    typed = {"interventions": request.GET.get("latent", ""), "sae": request.GET.get("sae", "")}
     if typed["interventions"]:
         typed["interventions"] += ":10"
     recent = SteeringRun.objects.filter(owner=request.user).select_related("sae")[:10]

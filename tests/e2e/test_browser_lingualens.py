@@ -62,7 +62,7 @@ def test_train_open_feature_search_and_steer(page, log_in, live_stack, screensho
 
     page.click("text=Steer with this latent")
     page.fill("#id_prompt", "My favourite food is")
-    page.fill("#id_interventions", page.input_value("#id_interventions").replace(":10", ":60"))
+    expect(page.locator("#id_interventions")).to_have_value(re.compile(r"^\d+:10$"))  # default strength 10
     page.fill("#id_max_tokens", "12")
     page.click("#steer-form button[type=submit]")
     expect(page.locator(".job-status")).to_have_attribute("data-status", "succeeded", timeout=90_000)
