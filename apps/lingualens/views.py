@@ -421,13 +421,21 @@ def search(request):
 def search_rows(job: Job) -> dict:
     result = job.result or {}
     sae = SAE.objects.filter(slug=result.get("sae")).select_related("run").first()
+    # Latents that are among the best for a linguistic feature get its name on their chip.
+    matched: dict[int, str] = {}
+    if sae is not None:
+        for index, name in (
+            FeatureScore.objects.filter(sae=sae).order_by("-frc").values_list("latent_index", "feature__name")
+        ):
+            matched.setdefault(index, name)
     rows = []
     for token in result.get("tokens", []):
         rows.append(
             {
                 "token": display_token(token["token"]),
                 "latents": [
-                    {"index": i, "act": a, "id": sae.feature_id(i) if sae else ""} for i, a in token["latents"]
+                    {"index": i, "act": a, "id": sae.feature_id(i) if sae else "", "feature": matched.get(i, "")}
+                    for i, a in token["latents"]
                 ],
             }
         )

@@ -218,6 +218,7 @@ def test_train_search_steer_views_start_gpu_jobs(client_for, researcher, stored_
     result = client.get(f"/lingualens/search/{job.pk}/result/").content.decode()
     assert "/lingualens/features/gemma3-270m@l6-w16-k4:3/" in result
     assert "hx-trigger" not in result
+    assert 'title="Passive voice"' in result  # latent 3 is the best latent of a linguistic feature
     assert client.post("/lingualens/search/", {"sae": stored_sae.pk, "sentence": " "}).status_code == 400
 
     response = client.post(
