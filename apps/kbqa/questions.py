@@ -348,7 +348,12 @@ def t_count_relation(onto: Ontology, rng: random.Random) -> Sample | None:
         return None
     e, r, c = onto.name[eid], fact["relation"], concept
     return (
-        [f"How many {c} have {r} {e}?", f"How many {c} have {e} as their {r}?", f"Count the {c} whose {r} is {e}."],
+        [
+            f"How many {c} have {r} {e}?",
+            f"How many {c} are there in {e}?",
+            f"How many {c} have {e} as their {r}?",
+            f"Count the {c} whose {r} is {e}.",
+        ],
         [
             step("Find", [], [e]),
             step("Relate", [0], [r, "backward"]),
@@ -438,7 +443,11 @@ def t_select_among_related(onto: Ontology, rng: random.Random) -> Sample | None:
     word = rng.choice(LARGEST_WORDS if op == "largest" else SMALLEST_WORDS)
     e, c = onto.name[eid], concept
     return (
-        [f"Among the {c} with {r} {e}, which has {word} {key}?", f"Which {c} whose {r} is {e} has {word} {key}?"],
+        [
+            f"Among the {c} with {r} {e}, which has {word} {key}?",
+            f"Which {c} in {e} has {word} {key}?",
+            f"Which {c} whose {r} is {e} has {word} {key}?",
+        ],
         [
             step("Find", [], [e]),
             step("Relate", [0], [r, "backward"]),

@@ -94,7 +94,16 @@ def question_context(question: Question) -> dict:
         "functions": sorted(services.FUNCTIONS),
         "program_json": json.dumps(question.program, ensure_ascii=False, indent=1),
         "cut_pct": round(100 * data["pruning"].get("cut", 0)),
+        "answer_items": answer_items(data["answer"]),
     }
+
+
+def answer_items(answer) -> list[str] | None:
+    """An answer as a list of strings to show: names and values are lists already; a count, a
+    verdict or one selected name is a single item."""
+    if answer is None:
+        return None
+    return [str(item) for item in answer] if isinstance(answer, list) else [str(answer)]
 
 
 @area_required("kbqa")

@@ -115,6 +115,13 @@ def test_ask_page_question_page_and_rerun_form(client_for, researcher, student, 
     assert rerun.url == f"/kbqa/questions/{edited.pk}/"
     assert edited.execution["answer"] == "Germany"
 
+    counted = run_ask_job(
+        pipeline.ask(researcher, geo_kb, "How many countries have a population greater than 100000000?")
+    )
+    assert isinstance(counted.execution["answer"], int)
+    page = client.get(f"/kbqa/questions/{counted.pk}/")
+    assert f'<span class="answer-item">{counted.execution["answer"]}</span>'.encode() in page.content
+
     bad_json = client.post(f"/kbqa/questions/{question.pk}/rerun/", {"mode": "json", "program_json": "[{"}, follow=True)
     assert b"not valid JSON" in bad_json.content
 
