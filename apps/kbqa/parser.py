@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from apps.kbqa.questions import Ontology, format_number, parse_sketch, quantity_text
-from apps.kbqa.services import FUNCTIONS, StepError, answer_of, execute_step
+from apps.kbqa.questions import Ontology, parse_sketch, quantity_text
+from apps.kbqa.services import FUNCTIONS, StepError, execute_step
 
 BEAM_WIDTH = 6
 TOP_SKETCHES = 3
@@ -275,19 +275,16 @@ def delexicalize(question: str, onto: Ontology, mentions: list[Mention] | None =
     return text
 
 
-_label_cache: dict[tuple[int, str], np.ndarray] = {}
+_label_cache: dict[str, np.ndarray] = {}
 
 
 def label_embedding(onto: Ontology, label: str) -> np.ndarray:
-    key = (id(onto), label)
-    if key not in _label_cache:
-        labels = sorted(
-            {*onto.concepts.values(), *onto.relations, *onto.attribute_keys, *onto.qualifier_keys}
-            - {lab for (oid, lab) in _label_cache if oid == id(onto)}
-        )
-        for lab, vector in zip(labels, embed(labels), strict=True):
-            _label_cache[(id(onto), lab)] = vector
-    return _label_cache[key]
+    """A label's embedding; the first call for a KB embeds all its labels in one batch."""
+    if label not in _label_cache:
+        missing = sorted(set(all_labels(onto)) - set(_label_cache) | {label})
+        for name, vector in zip(missing, embed(missing), strict=True):
+            _label_cache[name] = vector
+    return _label_cache[label]
 
 
 def find_mentions(question: str, onto: Ontology) -> list[Mention]:
@@ -727,18 +724,3 @@ def pruning_summary(shown: list[StepCandidates]) -> dict:
     before = sum(s.before for s in shown)
     after = sum(s.after for s in shown)
     return {"before": before, "after": after, "cut": round(1 - after / before, 3) if before else 0.0}
-
-
-def answer_program(onto: Ontology, program: list[dict]) -> Any:
-    """The answer of a complete program, or None if a step fails."""
-    results: list[tuple[str, Any]] = []
-    try:
-        for item in program:
-            deps = [(d, *results[d]) for d in item["dependencies"]]
-            results.append(execute_step(onto.engine, item["function"], item["inputs"], deps))
-    except (StepError, IndexError, KeyError):
-        return None
-    return answer_of(onto.engine, *results[-1])
-
-
-__all__ = ["format_number", "parse_question", "train_sketch_classifier", "SketchClassifier", "answer_program"]

@@ -172,21 +172,23 @@ def load_ontology(kb: KnowledgeBase) -> Ontology:
         return onto
 
 
-def run(onto: Ontology, program: list[dict]) -> Any:
-    """The program's answer, or None when a step fails or the answer is empty or unwieldy."""
+def run(onto: Ontology, program: list[dict], strict: bool = True) -> Any:
+    """The program's answer, or None when a step fails. `strict` (for generating pairs) also
+    rejects programs whose entity sets run empty or whose answer lists too many names."""
     results: list[tuple[str, Any]] = []
     try:
         for item in program:
             deps = [(d, *results[d]) for d in item["dependencies"]]
             kind, result = execute_step(onto.engine, item["function"], item["inputs"], deps)
-            if kind == "entities" and not result[0]:
+            if strict and kind == "entities" and not result[0]:
                 return None
             results.append((kind, result))
-    except StepError:
+    except (StepError, IndexError, KeyError):
         return None
-    kind, result = results[-1]
-    answer = answer_of(onto.engine, kind, result)
-    if isinstance(answer, list) and not 0 < len(answer) <= MAX_ANSWERS:
+    if not results:
+        return None
+    answer = answer_of(onto.engine, *results[-1])
+    if strict and isinstance(answer, list) and not 0 < len(answer) <= MAX_ANSWERS:
         return None
     return answer
 
