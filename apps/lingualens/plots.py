@@ -95,12 +95,19 @@ def overview(cells: list[dict]) -> bytes:
             )
             if points:
                 ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=color, label=dimension)
+            fic = sorted(
+                (c["layer"], c["fic"])
+                for c in cells
+                if c["language"] == language and c["dimension"] == dimension and c.get("fic") is not None
+            )
+            if fic:
+                ax.plot([p[0] for p in fic], [p[1] for p in fic], ls="--", marker=".", color=color, alpha=0.6)
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("layer")
         ax.set_xticks(all_layers)
         ax.set_ylim(0, 1.05)
         ax.spines[["top", "right"]].set_visible(False)
-    axes[0].set_ylabel("mean best FRC")
+    axes[0].set_ylabel("best FRC (solid), its FIC (dashed)")
     handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
     if handles:
         axes[1].legend(handles.values(), handles.keys(), fontsize=8, frameon=False, loc="lower right")

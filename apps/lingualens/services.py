@@ -10,7 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Q
 from django.utils.text import slugify
 
 from apps.inference.backends import ModelNotFound
@@ -600,14 +600,25 @@ def best_layers(feature: LinguisticFeature) -> list[dict]:
 
 
 def overview_table() -> list[dict]:
-    """Per language and dimension and layer: the mean over features of the best FRC."""
-    best = FeatureScore.objects.values("feature_id", "feature__language", "feature__dimension", "layer").annotate(
-        best=Max("frc")
+    """Per language, dimension and layer: the mean over features of the best latent's FRC (rank 0
+    is the best by FRC) and of its FIC where measured."""
+    cells: dict[tuple, dict] = {}
+    rows = FeatureScore.objects.filter(rank=0).values_list(
+        "feature__language", "feature__dimension", "layer", "frc", "fic"
     )
-    cells: dict[tuple, list[float]] = {}
-    for row in best:
-        cells.setdefault((row["feature__language"], row["feature__dimension"], row["layer"]), []).append(row["best"])
+    for language, dimension, layer, frc, fic in rows:
+        cell = cells.setdefault((language, dimension, layer), {"frc": [], "fic": []})
+        cell["frc"].append(frc)
+        if fic is not None:
+            cell["fic"].append(fic)
     return [
-        {"language": lang, "dimension": dim, "layer": layer, "frc": sum(v) / len(v), "n": len(v)}
+        {
+            "language": lang,
+            "dimension": dim,
+            "layer": layer,
+            "frc": sum(v["frc"]) / len(v["frc"]),
+            "fic": sum(v["fic"]) / len(v["fic"]) if v["fic"] else None,
+            "n": len(v["frc"]),
+        }
         for (lang, dim, layer), v in sorted(cells.items())
     ]
