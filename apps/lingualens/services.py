@@ -51,6 +51,7 @@ DEFAULT_CORPUS_NAME = "LinguaLens default (English + Chinese)"
 MAX_CORPUS_BYTES = getattr(settings, "LINGUALENS_MAX_CORPUS_BYTES", 5 * 1024 * 1024)
 MAX_TEXT_CHARS = 400  # longer documents are cut into pieces of about this size
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
+MAX_RUN_TOKENS = 2_000_000  # 2.6 GB of fp16 activations for a 640-wide model
 FEATURE_ID = re.compile(r"^(?P<model>[\w.\-]+)@(?P<sae>[\w\-]+):(?P<index>\d+)$")
 
 
@@ -404,6 +405,12 @@ def start_training(
     training_tokens = _int(training_tokens, "training tokens", 1000, 5_000_000)
     max_texts = _int(max_texts, "texts", 1, 100_000)
     max_tokens_per_text = _int(max_tokens_per_text, "tokens per text", 4, 512)
+    tokens = min(max_texts, len(corpus.texts)) * max_tokens_per_text
+    if tokens > MAX_RUN_TOKENS:
+        # The worker holds a run's activations in memory while collecting and training.
+        raise LensInputError(
+            f"texts x tokens per text is up to {tokens:,} tokens; the limit is {MAX_RUN_TOKENS:,} per run"
+        )
     needed = estimate_run_bytes(min(max_texts, len(corpus.texts)), max_tokens_per_text, 1)
     storage_root().mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(storage_root()).free

@@ -146,3 +146,9 @@ def test_training_refused_when_the_disk_is_too_small(researcher, monkeypatch, le
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(services.LensInputError, match=r"would need up to .* GB and only 0.00 GB are free"):
         services.start_training(researcher, corpus, 3)
+
+
+def test_training_refused_when_the_run_would_not_fit_in_memory(researcher, lens_dir):
+    corpus = services.create_corpus(researcher, "big", "test", ["word"] * 50_000)
+    with pytest.raises(services.LensInputError, match=r"up to 25,600,000 tokens; the limit is 2,000,000"):
+        services.start_training(researcher, corpus, 3, max_texts=50_000, max_tokens_per_text=512)
