@@ -25,8 +25,10 @@ install: $(STAMP)
 up: $(STAMP)
 	$(PY) -m config.run
 
+# Browser tests need Debian's chromium; Chinese text in screenshots needs a CJK font.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
+	@fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
