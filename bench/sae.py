@@ -115,6 +115,7 @@ def main() -> None:
         lr=cfg.lr,
         logger=LoggingConfig(log_to_wandb=False),
         checkpoint_path=str(ROOT / "var" / "bench-sae-lens"),
+        output_path=str(ROOT / "var" / "bench-sae-lens-output"),  # its default writes ./output
         n_checkpoints=0,
         save_final_checkpoint=False,
         verbose=False,

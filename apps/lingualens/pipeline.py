@@ -369,6 +369,28 @@ def _context(tokens: dict, row: int, values: np.ndarray, indices: np.ndarray, la
     }
 
 
+def _quantile_examples(vals, where, tokens, values, indices, latent, rng, shown: list[dict]) -> list[dict]:
+    """Up to three random contexts per activation quartile, strongest quartile first. A context
+    already on the page (a top context, or the same text in another bin or from a repeated
+    corpus line) is skipped, so every example shows something new."""
+    seen = {(tuple(c["tokens"]), c["focus"]) for c in shown}
+    quantiles = np.quantile(vals, [0, 0.25, 0.5, 0.75, 1.0])
+    bins = []
+    for q in range(4):
+        inside = np.flatnonzero((vals >= quantiles[q]) & (vals <= quantiles[q + 1]))
+        examples = []
+        for i in rng.permutation(inside)[:50]:  # bounded: a latent may fire on one repeated line
+            context = _context(tokens, int(where[i]), values, indices, latent)
+            key = (tuple(context["tokens"]), context["focus"])
+            if key not in seen:
+                seen.add(key)
+                examples.append(context)
+            if len(examples) == 3:
+                break
+        bins.append({"range": [round(float(quantiles[q]), 3), round(float(quantiles[q + 1]), 3)], "examples": examples})
+    return bins[::-1]
+
+
 @torch.no_grad()
 def compute_latent_stats(sae: SAE, model: sae_lib.TopKSAE, backend, acts: np.ndarray, tokens: dict) -> None:
     n = len(acts)
@@ -427,18 +449,9 @@ def compute_latent_stats(sae: SAE, model: sae_lib.TopKSAE, backend, acts: np.nda
                     if len(top_rows) == TOP_CONTEXTS:
                         break
                 stats.top_contexts = [_context(tokens, r, values, indices, latent) for r in top_rows]
-                quantiles = np.quantile(vals, [0, 0.25, 0.5, 0.75, 1.0])
-                bins = []
-                for q in range(4):
-                    inside = np.flatnonzero((vals >= quantiles[q]) & (vals <= quantiles[q + 1]))
-                    picked = rng.choice(inside, size=min(3, len(inside)), replace=False) if len(inside) else []
-                    bins.append(
-                        {
-                            "range": [round(float(quantiles[q]), 3), round(float(quantiles[q + 1]), 3)],
-                            "examples": [_context(tokens, int(where[i]), values, indices, latent) for i in picked],
-                        }
-                    )
-                stats.quantile_examples = bins[::-1]
+                stats.quantile_examples = _quantile_examples(
+                    vals, where, tokens, values, indices, latent, rng, stats.top_contexts
+                )
             rows.append(stats)
     notes = dict(Latent.objects.filter(sae=sae).exclude(note="").values_list("index", "note"))
     with transaction.atomic():

@@ -60,7 +60,20 @@ class TopKSAE(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {name: param.detach().contiguous().clone() for name, param in self.named_parameters()}
         save_file(tensors, str(folder / "sae_weights.safetensors"))
-        full_cfg = {"architecture": "topk", "d_in": self.d_in, "d_sae": self.d_sae, "k": self.k, **cfg}
+        # The fields sae-lens' SAE.load_from_disk reads; model and hook also go under "metadata",
+        # where sae-lens 6 looks for them. Our own keys ride along (sae-lens ignores them).
+        full_cfg = {
+            "architecture": "topk",
+            "d_in": self.d_in,
+            "d_sae": self.d_sae,
+            "k": self.k,
+            "dtype": "float32",
+            "device": "cpu",
+            "apply_b_dec_to_input": True,
+            "normalize_activations": "none",
+            **cfg,
+        }
+        full_cfg["metadata"] = {key: cfg[key] for key in ("model_name", "hook_name") if key in cfg}
         (folder / "cfg.json").write_text(json.dumps(full_cfg, indent=1))
 
     @classmethod

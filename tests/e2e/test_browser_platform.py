@@ -55,7 +55,7 @@ def test_demo_job_progress_moves_live_and_survives_reload(page, log_in, live_sta
     screenshot("job-succeeded")
     page.reload()
     expect(page.locator(".job-status")).to_have_attribute("data-status", "succeeded")
-    expect(page.locator("#job-result")).to_contain_text("'counted': 8")
+    expect(page.locator("#job-result")).to_contain_text("counted 8")
 
 
 def test_language_switch_to_chinese(page, log_in, live_stack, screenshot):

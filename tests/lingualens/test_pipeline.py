@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from apps.jobs.services import JobCancelled, cancel_job
 from apps.lingualens import pipeline, services
@@ -72,7 +73,16 @@ def test_training_reports_metrics_and_saves_sae_lens_files(tiny_sae, lens_dir):
     assert cfg["architecture"] == "topk"
     assert cfg["d_sae"] == 128
     assert cfg["hook_name"] == "model.layers.3"
-    assert TopKSAE.load(folder).W_dec.shape == (128, 640)
+    ours = TopKSAE.load(folder)
+    assert ours.W_dec.shape == (128, 640)
+    # The same files load in sae-lens and encode/decode identically there.
+    import sae_lens
+
+    theirs = sae_lens.SAE.load_from_disk(str(folder), device="cpu")
+    assert theirs.cfg.metadata.hook_name == "model.layers.3"
+    x = torch.randn(8, 640) * 20
+    torch.testing.assert_close(theirs.encode(x), ours.encode(x))
+    torch.testing.assert_close(theirs.decode(theirs.encode(x)), ours(x))
     assert tiny_sae.loss_curve[0][1] > tiny_sae.loss_curve[-1][1]  # the loss went down
 
 
@@ -92,6 +102,10 @@ def test_latent_statistics(tiny_sae):
     assert all(-1 <= c <= 1 for _i, c in live.neighbours)
     assert live.quantile_examples
     assert live.quantile_examples[0]["examples"]
+    shown = [(tuple(c["tokens"]), c["focus"]) for c in live.top_contexts] + [
+        (tuple(c["tokens"]), c["focus"]) for b in live.quantile_examples for c in b["examples"]
+    ]
+    assert len(shown) == len(set(shown))  # no context is shown twice on the feature page
 
 
 def test_scoring_frc_and_fic(tiny_sae, gemma):
