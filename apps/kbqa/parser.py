@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,8 +118,14 @@ class SketchClassifier:
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
 
-    def top(self, embedding: np.ndarray, k: int = TOP_SKETCHES) -> list[tuple[str, float]]:
+    def top(
+        self, embedding: np.ndarray, k: int = TOP_SKETCHES, prior: Callable[[str], float] | None = None
+    ) -> list[tuple[str, float]]:
+        """The k likeliest sketches; `prior` (sketch -> weight) reweighs them before ranking."""
         probs = self.predict(embedding[None, :])[0]
+        if prior is not None:
+            probs = probs * np.array([prior(sketch) for sketch in self.classes])
+            probs = probs / max(float(probs.sum()), 1e-12)
         order = np.argsort(-probs)[:k]
         return [(self.classes[i], float(probs[i])) for i in order]
 
@@ -633,11 +640,41 @@ class ParseResult:
         }
 
 
+HOW_MANY = re.compile(r"\b(how many|number of|count)\b", re.IGNORECASE)
+YES_NO = re.compile(r"^\s*(is|are|was|were|does|do|did|has|have|had|can)\b", re.IGNORECASE)
+
+
+def sketch_prior(question: str, mentions: list[Mention]) -> Callable[[str], float]:
+    """What the question's form says about its sketch, whatever the KB: "how many" asks for a
+    count (or a quantity), a yes/no question for a verification, and each entity written out in
+    the question is most likely found by its own Find. Weights, not rules: the classifier and the
+    beam still decide among what remains."""
+    counting = HOW_MANY.search(question) is not None
+    yes_no = YES_NO.search(question) is not None and " or " not in question.casefold()
+    named = sum(1 for m in mentions if m.start >= 0)
+
+    def weight(sketch: str) -> float:
+        functions = [function for function, _deps in parse_sketch(sketch)]
+        last, finds = functions[-1], functions.count("Find")
+        factor = 1.0
+        if (last == "Count") != counting and not (counting and last == "QueryAttr"):
+            factor *= 0.05
+        if last.startswith("Verify") != yes_no:
+            factor *= 0.05
+        if named and finds < named:
+            factor *= 0.3 ** (named - finds)
+        return factor
+
+    return weight
+
+
 def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, prune: bool = True) -> ParseResult:
     """Question -> KoPL program, trying the top sketches and keeping the best-scoring program."""
     started = time.perf_counter()
     ctx = question_context(question, onto)
-    ranked = classifier.top(embed([delexicalize(question, onto, ctx.mentions)])[0])
+    ranked = classifier.top(
+        embed([delexicalize(question, onto, ctx.mentions)])[0], prior=sketch_prior(question, ctx.mentions)
+    )
     best: tuple[float, str, Beam, list[StepCandidates]] | None = None
     partial: tuple[int, str, list[StepCandidates]] | None = None
     for sketch, probability in ranked:

@@ -67,6 +67,24 @@ GEO_QUESTIONS = [
         "Which country has the largest area?",
         [step("FindAll", []), step("FilterConcept", [0], "country"), step("SelectAmong", [1], "area", "largest")],
     ),
+    # Wordings unlike the templates, where the question's form (two names, "which") decides.
+    (
+        "Which city has the larger population, Lyon or Marseille?",
+        [
+            step("Find", [], "Lyon"),
+            step("Find", [], "Marseille"),
+            step("SelectBetween", [0, 1], "population", "greater"),
+        ],
+    ),
+    (
+        "Which countries border Spain?",
+        [
+            step("Find", [], "Spain"),
+            step("Relate", [0], "shares border with", "forward"),
+            step("FilterConcept", [1], "country"),
+            step("QueryName", [2]),
+        ],
+    ),
 ]
 
 

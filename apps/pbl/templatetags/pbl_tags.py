@@ -29,3 +29,18 @@ def minutes(value) -> str:
 @register.filter
 def human(value) -> str:
     return str(value or "").replace("_", " ")
+
+
+@register.filter
+def result_text(result) -> str:
+    """An event's result as "key value · key value" (lists joined, nested dicts as key=value)."""
+    if not isinstance(result, dict):
+        return str(result or "")
+    parts = []
+    for key, value in result.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            value = ", ".join(map(str, value)) or "–"
+        parts.append(f"{human(key)} {value}")
+    return " · ".join(parts)
