@@ -201,15 +201,19 @@ def label_matches(text: str, onto: Ontology) -> list[tuple[int, int, str]]:
     lowered = text.casefold()
     concepts = set(onto.concepts.values())
     matches = []
+    compact = re.sub(r"[\s-]", "", lowered)
     for label in all_labels(onto):
         folded = label.casefold()
         is_concept = label in concepts
-        if folded not in lowered and not (is_concept and folded.rstrip("y") in lowered):
+        if re.sub(r"[\s-]", "", folded.rstrip("y")) not in compact:
             continue
         plural = r"(?:s|es)?" if is_concept else ""
-        pattern = rf"(?<!\w){re.escape(folded)}{plural}(?!\w)"
+        # "time zone" also matches "timezone" and "time-zone".
+        body = r"[\s-]?".join(re.escape(word) for word in folded.split())
+        pattern = rf"(?<!\w){body}{plural}(?!\w)"
         if is_concept and folded.endswith("y"):
-            pattern = rf"(?<!\w)(?:{re.escape(folded)}|{re.escape(folded[:-1])}ies)(?!\w)"
+            stem = r"[\s-]?".join(re.escape(word) for word in folded[:-1].split())
+            pattern = rf"(?<!\w)(?:{body}|{stem}ies)(?!\w)"
         matches.extend((m.start(), m.end(), label) for m in re.finditer(pattern, lowered))
     return matches
 

@@ -77,6 +77,15 @@ GEO_QUESTIONS = [
         ],
     ),
     (
+        "What is the timezone of Tokyo?",  # "timezone" is the KB's "time zone"
+        [
+            step("Find", [], "Tokyo"),
+            step("Relate", [0], "located in time zone", "forward"),
+            step("FilterConcept", [1], "time zone"),
+            step("QueryName", [2]),
+        ],
+    ),
+    (
         "Which countries border Spain?",
         [
             step("Find", [], "Spain"),
