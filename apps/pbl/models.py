@@ -6,6 +6,7 @@ orchestrator and the dashboard both read."""
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.jobs.models import Job
 
@@ -44,9 +45,9 @@ class Project(models.Model):
 
 
 class RunStatus(models.TextChoices):
-    DRAFT = "draft", "Not started"
-    OPEN = "open", "Open"
-    CLOSED = "closed", "Closed"
+    DRAFT = "draft", _("Not started")
+    OPEN = "open", _("Open")
+    CLOSED = "closed", _("Closed")
 
 
 class ProjectRun(models.Model):
@@ -129,9 +130,9 @@ class DocumentVersion(models.Model):
 
 
 class TaskStatus(models.TextChoices):
-    TODO = "todo", "To do"
-    DOING = "doing", "Doing"
-    DONE = "done", "Done"
+    TODO = "todo", _("To do")
+    DOING = "doing", _("Doing")
+    DONE = "done", _("Done")
 
 
 class Task(models.Model):
@@ -151,18 +152,18 @@ class Task(models.Model):
 
 
 class MessageKind(models.TextChoices):
-    LEARNER = "learner", "Learner"
-    AGENT = "agent", "Agent"
-    ORCHESTRATOR = "orchestrator", "Orchestrator"
-    SYSTEM = "system", "System"
+    LEARNER = "learner", _("Learner")
+    AGENT = "agent", _("Agent")
+    ORCHESTRATOR = "orchestrator", _("Orchestrator")
+    SYSTEM = "system", _("System")
 
 
 class MessageStatus(models.TextChoices):
-    PENDING = "pending", "Waiting"
-    STREAMING = "streaming", "Writing"
-    DONE = "done", "Done"
-    GUIDED = "guided", "Guidance instead"  # the boundary policy turned the request/reply into guidance
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Waiting")
+    STREAMING = "streaming", _("Writing")
+    DONE = "done", _("Done")
+    GUIDED = "guided", _("Guidance instead")  # the boundary policy turned the request/reply into guidance
+    FAILED = "failed", _("Failed")
 
 
 class ChatMessage(models.Model):
@@ -194,8 +195,8 @@ class ChatMessage(models.Model):
 
 
 class Verdict(models.TextChoices):
-    COMPLETE = "complete", "Complete"
-    NEEDS_REVISION = "needs_revision", "Needs revision"
+    COMPLETE = "complete", _("Complete")
+    NEEDS_REVISION = "needs_revision", _("Needs revision")
 
 
 class MilestoneSubmission(models.Model):

@@ -80,4 +80,4 @@ def test_student_works_through_a_stage_and_teacher_watches(page, log_in, live_st
     expect(page.locator("#dash-live .plot svg").first).to_be_visible()
     screenshot("pbl-dashboard")
     page.locator("details.transcript summary").first.click()
-    expect(page.locator("details.transcript").first).to_contain_text("guided")
+    expect(page.locator("details.transcript").first).to_contain_text("guidance")
