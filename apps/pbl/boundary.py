@@ -243,7 +243,7 @@ def check_after(draft: str, stage: dict, strictness: str) -> AfterCheck:
     criteria_share = covered / max(1, len(with_keywords))
     similarity = textutil.word_overlap(targets["text"], own)
     all_sentences = textutil.sentences(own)
-    questions = sum(1 for sentence in all_sentences if sentence.endswith("?"))
+    questions = sum(1 for sentence in all_sentences if sentence.endswith(("?", "？")))
     # A reply made of questions is guidance, whatever its topic.
     prose = (len(all_sentences) - questions) / max(1, len(all_sentences))
     length_part = count / limits["max_words"]

@@ -5,7 +5,10 @@ import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# A Han character counts as a word: Chinese has no spaces, and character n-grams are what
+# similarity measures use for it.
+WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[\u3400-\u9fff]")
+HAN_STOPWORDS = frozenset("的了是在和有我你他她它们这那就也都要会能吗呢吧啊把被与及或而之其")
 STOPWORDS = frozenset(
     """
     a an the and or but if of to in on at for with by from as is are was were be been it its this that
@@ -21,7 +24,13 @@ def words(text: str) -> list[str]:
 
 
 def content_words(text: str) -> set[str]:
-    return {word for word in words(text) if word not in STOPWORDS and len(word) > 2}
+    return {word for word in words(text) if _is_content(word)}
+
+
+def _is_content(word: str) -> bool:
+    if len(word) == 1 and word >= "\u3400":
+        return word not in HAN_STOPWORDS
+    return len(word) > 2 and word not in STOPWORDS
 
 
 def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
@@ -53,7 +62,7 @@ def longest_common_run(a: str, b: str) -> int:
 
 
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|(?<=[。！？])|\n+", text) if s.strip()]
 
 
 def keyword_hits(text: str, keywords: list[str]) -> list[str]:

@@ -115,3 +115,38 @@ def test_merge_keeps_both_edits_or_both_texts():
     assert "Who: students" in clash.text
     assert "Who: staff" in clash.text
     assert "<<<<<<<" in clash.text
+
+
+ZH_STAGE = {
+    "key": "define",
+    "title": "明确问题",
+    "deliverable": {
+        "title": "问题陈述",
+        "prompt": "写一份问题陈述：谁受到影响，水有什么问题，为什么重要，好的方案必须达到什么。",
+    },
+    "milestones": [
+        {
+            "key": "problem",
+            "title": "清楚的问题陈述",
+            "description": "说明问题、对象和衡量标准。",
+            "criteria": [
+                {"text": "指出谁受到影响以及在哪里", "keywords": ["学生", "老师", "学校"]},
+                {"text": "解释问题为什么重要，例如污染物的健康风险", "keywords": ["铅", "细菌", "健康"]},
+                {"text": "至少给出一个方案必须满足的可测量条件", "keywords": ["测量", "预算", "每月"]},
+            ],
+        }
+    ],
+}
+
+
+def test_chinese_finished_text_is_caught_and_chinese_questions_are_not():
+    finished = (
+        "受影响的是我们学校的全体学生和老师，他们每天都喝饮水机里的水。学校的水管很旧，铅可能进入水中，"
+        "饮水机如果不清洗还会滋生细菌。这很重要，因为铅会损害健康和大脑发育，细菌会让学生生病。"
+        "好的方案必须低于学校预算，必须在使用前后进行测量，并且每月检测一次，确保铅含量低于安全标准。"
+        "全校师生每天都应该喝到安全的水，而且方案的维护费用必须是学校能够承担的。"
+    )
+    assert boundary.check_after(finished, ZH_STAGE, "medium").ready
+    questions = "你们学校谁喝这些水？水从哪里来？什么情况会让水变得不安全？你们打算怎样测量？"
+    assert not boundary.check_after(questions, ZH_STAGE, "medium").ready
+    assert textutil.sentences("第一句。第二句？第三句！") == ["第一句。", "第二句？", "第三句！"]
