@@ -48,7 +48,7 @@ for _kind, _task in [
 DEFAULT_MODEL = "gemma3-270m"
 DEFAULT_CORPUS_PATH = DATA_DIR / "default_corpus.jsonl"
 DEFAULT_CORPUS_NAME = "LinguaLens default (English + Chinese)"
-MAX_CORPUS_BYTES = getattr(settings, "LINGUALENS_MAX_CORPUS_BYTES", 5 * 1024 * 1024)
+MAX_CORPUS_BYTES = settings.LINGUALENS_MAX_CORPUS_BYTES
 MAX_TEXT_CHARS = 400  # longer documents are cut into pieces of about this size
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 MAX_RUN_TOKENS = 2_000_000  # 2.6 GB of fp16 activations for a 640-wide model
