@@ -52,14 +52,22 @@ def client_for(client):
 
 
 @pytest.fixture(scope="session")
-def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
-    """Real daphne + a real Celery worker against the test database."""
+def live_stack_session(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Real daphne + a real Celery worker against the test database, once per session."""
     from django.core.management import call_command
 
     call_command("prepare_models", model=["smollm2-135m"])  # converted once, cached under var/models
     stack = start_stack(tmp_path_factory.mktemp("live"))
     yield stack
     stack.stop()
+
+
+@pytest.fixture
+def live_stack(live_stack_session, transactional_db):
+    """The session's live stack for one test. Depending on transactional_db makes this teardown
+    run before the database is flushed: it waits for what the test set going in the worker."""
+    yield live_stack_session
+    live_stack_session.wait_until_idle()
 
 
 def pytest_collection_modifyitems(config, items):

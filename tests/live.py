@@ -42,6 +42,7 @@ def process_env(**extra: str) -> dict:
 class Worker:
     process: subprocess.Popen
     log_path: Path
+    name: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -87,7 +88,7 @@ def start_worker(log_dir: Path, queues: str = "cpu,gpu", concurrency: int = 1, n
         stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,
     )
-    worker = Worker(process, log_path)
+    worker = Worker(process, log_path, f"{name}@{socket.gethostname()}")
     deadline = time.monotonic() + 60
     while "ready." not in worker.log():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -103,6 +104,22 @@ class LiveStack:
     worker: Worker
     log_dir: Path
     extra_workers: list = field(default_factory=list)
+
+    def wait_until_idle(self, timeout: float = 60.0) -> None:
+        """Wait until the running workers have no task running or reserved: a task still writing
+        while a test's database is flushed deadlocks PostgreSQL's TRUNCATE."""
+        from config.celery import app
+
+        names = [w.name for w in [self.worker, *self.extra_workers] if w.process.poll() is None]
+        if not names:
+            return
+        inspect = app.control.inspect(destination=names, timeout=2.0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            active, reserved = inspect.active() or {}, inspect.reserved() or {}
+            if not any(active.values()) and not any(reserved.values()):
+                return
+            time.sleep(0.2)
 
     def stop(self) -> None:
         for worker in [self.worker, *self.extra_workers]:
