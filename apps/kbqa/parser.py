@@ -29,7 +29,7 @@ from apps.kbqa.questions import Ontology, parse_sketch, quantity_text
 from apps.kbqa.services import FUNCTIONS, StepError, execute_step
 
 BEAM_WIDTH = 6
-TOP_SKETCHES = 3
+TOP_SKETCHES = 5
 PER_ROLE = 4  # candidates per argument role that enter the beam
 SHOWN_PRUNED = 3
 MIN_SIMILARITY = 0.05
@@ -645,16 +645,21 @@ class ParseResult:
 
 
 HOW_MANY = re.compile(r"\b(how many|number of|count)\b", re.IGNORECASE)
+SUPERLATIVE = re.compile(r"\bthe \w{2,}est\b", re.IGNORECASE)  # "the oldest", "the earliest"
+CHOICE = re.compile(r"\bor\b|\bbetween\b", re.IGNORECASE)  # "A or B", "between A and B"
 YES_NO = re.compile(r"^\s*(is|are|was|were|does|do|did|has|have|had|can)\b", re.IGNORECASE)
 
 
 def sketch_prior(question: str, mentions: list[Mention]) -> Callable[[str], float]:
     """What the question's form says about its sketch, whatever the KB: "how many" asks for a
-    count (or a quantity), a yes/no question for a verification, and each entity written out in
-    the question is most likely found by its own Find. Weights, not rules: the classifier and the
+    count (or a quantity), a yes/no question for a verification, a superlative for SelectAmong,
+    "A or B" for SelectBetween, and each entity written out in the question is most likely found
+    by its own Find. Weights, not rules: the classifier and the
     beam still decide among what remains."""
     counting = HOW_MANY.search(question) is not None
     yes_no = YES_NO.search(question) is not None and " or " not in question.casefold()
+    superlative = has_cue(question, LARGEST_CUES + SMALLEST_CUES) or SUPERLATIVE.search(question) is not None
+    choice = CHOICE.search(question) is not None
     named = sum(1 for m in mentions if m.start >= 0)
 
     def weight(sketch: str) -> float:
@@ -665,8 +670,12 @@ def sketch_prior(question: str, mentions: list[Mention]) -> Callable[[str], floa
             factor *= 0.05
         if last.startswith("Verify") != yes_no:
             factor *= 0.05
+        if last == "SelectAmong" and not superlative:
+            factor *= 0.1
+        if last == "SelectBetween" and not choice:
+            factor *= 0.1
         if named and finds < named:
-            factor *= 0.3 ** (named - finds)
+            factor *= 0.1 ** (named - finds)
         return factor
 
     return weight
