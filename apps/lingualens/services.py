@@ -368,6 +368,22 @@ def check_model(model_name: str) -> str:
     return spec.name
 
 
+def model_dims(model_name: str) -> tuple[int, int] | None:
+    """(decoder layers, residual width) from the prepared model's config.json; None when the
+    model is not converted yet (the worker then checks the layer itself)."""
+    import json
+
+    from apps.inference.registry import converted_dir
+
+    try:
+        config = json.loads((converted_dir(get_model(model_name)) / "config.json").read_text())
+    except (OSError, ValueError, ModelNotFound):
+        return None
+    config = config.get("text_config", config)
+    layers, width = config.get("num_hidden_layers"), config.get("hidden_size")
+    return (int(layers), int(width)) if layers and width else None
+
+
 def _int(value, name: str, low: int, high: int) -> int:
     try:
         number = int(value)
@@ -397,7 +413,9 @@ def start_training(
     """Validate, create (or reuse) an activation run and an SAE, and queue the training job:
     activations first if the run lacks them, then the SAE, its metrics and latent statistics."""
     model_name = check_model(model_name)
-    layer = _int(layer, "layer", 0, 63)
+    dims = model_dims(model_name)
+    n_layers, d_model = dims or (64, 640)
+    layer = _int(layer, "layer", 0, n_layers - 1)
     width = _int(width, "width", 16, 16384)
     k = _int(k, "k", 1, 256)
     if k >= width:
@@ -411,7 +429,7 @@ def start_training(
         raise LensInputError(
             f"texts x tokens per text is up to {tokens:,} tokens; the limit is {MAX_RUN_TOKENS:,} per run"
         )
-    needed = estimate_run_bytes(min(max_texts, len(corpus.texts)), max_tokens_per_text, 1)
+    needed = estimate_run_bytes(min(max_texts, len(corpus.texts)), max_tokens_per_text, 1, d_model)
     storage_root().mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(storage_root()).free
     if needed > free * 0.8:

@@ -359,3 +359,15 @@ def test_sae_whose_worker_died_offers_resume(client_for, researcher, stored_sae,
     assert sae.steps_done == 30
     assert sae.job.kind == "lingualens.train"
     assert sae.job_id != job.pk
+
+
+def test_layer_past_the_models_last_is_refused(client_for, researcher, gemma):
+    """Gemma-3-270m has 18 decoder layers, read from the prepared model's config (the `gemma`
+    fixture prepares it)."""
+    services.ensure_default_corpus()
+    past_the_end = client_for(researcher).post(
+        "/api/lingualens/saes", {"layer": 18, "width": 64, "k": 8}, content_type="application/json"
+    )
+    assert past_the_end.status_code == 400
+    assert "between 0 and 17" in past_the_end.json()["detail"]
+    assert services.model_dims("gemma3-270m") == (18, 640)
