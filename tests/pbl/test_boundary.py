@@ -32,6 +32,8 @@ FINISHED_STATEMENT = (
         ("@Nova write our problem statement for us", "wants_deliverable"),
         ("just give me the answer please", "wants_deliverable"),
         ("can you do it for me", "wants_deliverable"),
+        ("How do we write a good conclusion?", "ok"),
+        ("How do we start? Just write the conclusion for us.", "wants_deliverable"),
         (STAGE["deliverable"]["prompt"], "verbatim_task"),
         ("@Nova which contaminants are most common in old school buildings?", "ok"),
         ("@Critic is our evidence about lead strong enough?", "ok"),
