@@ -92,10 +92,7 @@ WORD = re.compile(r"[\w'\-/.]+", re.UNICODE)
 
 
 # ---------------------------------------------------------------------------------------------
-# Sentence embeddings (the packaged all-MiniLM-L6-v2), loaded once per worker process.
-
-# ---------------------------------------------------------------------------------------------
-# Sketch parser
+# Sketch parser (over the packaged all-MiniLM-L6-v2 embeddings of apps.inference.embeddings)
 
 
 @dataclass
@@ -654,8 +651,8 @@ def sketch_prior(question: str, mentions: list[Mention]) -> Callable[[str], floa
     """What the question's form says about its sketch, whatever the KB: "how many" asks for a
     count (or a quantity), a yes/no question for a verification, a superlative for SelectAmong,
     "A or B" for SelectBetween, and each entity written out in the question is most likely found
-    by its own Find. Weights, not rules: the classifier and the
-    beam still decide among what remains."""
+    by its own Find. Weights, not rules: the classifier and the beam still decide among what
+    remains."""
     counting = HOW_MANY.search(question) is not None
     yes_no = YES_NO.search(question) is not None and " or " not in question.casefold()
     superlative = has_cue(question, LARGEST_CUES + SMALLEST_CUES) or SUPERLATIVE.search(question) is not None
