@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-models.txt
 TEST_ENV := DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/atrium} \
             REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/1} HF_HUB_OFFLINE=1
 
-.PHONY: up test lint install chromium bench bench-kbqa clean
+.PHONY: up test lint install chromium bench bench-kbqa bench-pbl bench-sae clean
 
 $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ bench: $(STAMP)
 # KBQA: in-KB and transfer accuracy with and without ontology pruning, and latency per question.
 bench-kbqa: $(STAMP)
 	$(TEST_ENV) $(PY) bench/kbqa_eval.py
+
+# PBL studio: cost of each policy and model step; the boundary policy on seen and held-out messages.
+bench-pbl: $(STAMP)
+	$(TEST_ENV) $(PY) bench/pbl.py
+
+# LinguaLens: activation collection and SAE training tokens/s, beside sae-lens on the same configuration.
+bench-sae: $(STAMP)
+	$(TEST_ENV) $(PY) bench/sae.py
 
 clean:
 	rm -rf $(VENV) var
