@@ -149,22 +149,7 @@ def answer(job: Job) -> dict:
             status=MessageStatus.DONE,
             meta={**message.meta, "after": final.as_dict(), "telling": telling},
         )
-        log_event(
-            team.run,
-            "replied",
-            "message",
-            message.pk,
-            team=team,
-            actor_name=f"agent:{agent['name']}",
-            result={
-                "to": learner.username if learner else "",
-                "words": final.words,
-                "telling": telling,
-                "score": round(final.score, 3),
-                "guided": False,
-            },
-            context=context,
-        )
+        _log_replied(message, learner, context, words=final.words, telling=telling, score=round(final.score, 3))
     publish_team(team.pk, {"type": "pbl.message", "message_id": message.pk})
     return {"status": "done", "words": final.words}
 
@@ -174,6 +159,20 @@ def _release(message: ChatMessage, team_id: int, released: str, drafted: str) ->
         return
     ChatMessage.objects.filter(pk=message.pk).update(text=drafted)
     _publish_delta(team_id, message.pk, len(released), drafted[len(released) :])
+
+
+def _log_replied(message: ChatMessage, learner, context: dict, guided: bool = False, **result) -> None:
+    """The agent turn the dashboard's telling rate counts: one per reply, guided or not."""
+    log_event(
+        message.team.run,
+        "replied",
+        "message",
+        message.pk,
+        team=message.team,
+        actor_name=f"agent:{message.agent_name}",
+        result={"to": learner.username if learner else "", **result, "guided": guided},
+        context=context,
+    )
 
 
 def _finish_guided(message: ChatMessage, text: str, verb: str, learner, context: dict, result: dict) -> dict:
@@ -192,21 +191,14 @@ def _finish_guided(message: ChatMessage, text: str, verb: str, learner, context:
             result={**result, "to": learner.username if learner else ""},
             context=context,
         )
-        log_event(
-            team.run,
-            "replied",
-            "message",
-            message.pk,
-            team=team,
-            actor_name=f"agent:{message.agent_name}",
-            result={
-                "to": learner.username if learner else "",
-                "words": len(textutil.words(text)),
-                "telling": False,
-                "guided": True,
-                "draft_telling": verb == "downgraded",
-            },
-            context=context,
+        _log_replied(
+            message,
+            learner,
+            context,
+            words=len(textutil.words(text)),
+            telling=False,
+            guided=True,
+            draft_telling=verb == "downgraded",
         )
     # Replaces whatever was streamed with the guidance.
     publish_team(team.pk, {"type": "pbl.message", "message_id": message.pk})

@@ -13,8 +13,8 @@ from ninja.errors import HttpError
 
 from apps.accounts import services as account_services
 from apps.accounts.permissions import can_access_area
-from apps.pbl import dashboard, events, schema, services
-from apps.pbl.models import ChatMessage, Event, MilestoneSubmission, Project, ProjectRun, Team
+from apps.pbl import dashboard, events, present, schema, services
+from apps.pbl.models import ChatMessage, MilestoneSubmission, Project, ProjectRun, Team
 from apps.pbl.present import message_out, submission_out, workspace_out
 
 router = Router(tags=["pbl"])
@@ -261,14 +261,11 @@ def run_dashboard(request, run_id: int, team: int | None = None, learner: str = 
 @api_errors
 def run_events(request, run_id: int, format: str = "xapi"):  # noqa: A002  (the query parameter's name)
     run = teacher_run(request, run_id)
-    found = Event.objects.filter(run=run).order_by("timestamp", "pk")
     if format == "csv":
-        response = HttpResponse(events.events_csv(found), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="pbl-run-{run.pk}-events.csv"'
-        return response
+        return present.events_csv_download(run)
     if format != "xapi":
         raise HttpError(400, "format must be csv or xapi")
-    return [events.xapi_statement(e) for e in found]
+    return [events.xapi_statement(e) for e in present.run_events(run)]
 
 
 @router.post("/pbl/runs/{run_id}/status")

@@ -1,10 +1,12 @@
 """How chat messages and workspaces look to the outside (API JSON, page context)."""
 
 from django.conf import settings
+from django.http import HttpResponse
 from django.utils import timezone
 
 from apps.jobs.models import JobStatus
-from apps.pbl.models import ChatMessage, MessageStatus
+from apps.pbl import events
+from apps.pbl.models import ChatMessage, Event, MessageStatus, ProjectRun
 
 
 def message_state(message: ChatMessage) -> tuple[str, str]:
@@ -105,3 +107,14 @@ def submission_out(submission) -> dict:
         "job": submission.job_id,
         "created_at": submission.created_at.isoformat(),
     }
+
+
+def run_events(run: ProjectRun):
+    """A run's whole event log, oldest first (what both exports hold)."""
+    return Event.objects.filter(run=run).order_by("timestamp", "pk")
+
+
+def events_csv_download(run: ProjectRun) -> HttpResponse:
+    response = HttpResponse(events.events_csv(run_events(run)), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="pbl-run-{run.pk}-events.csv"'
+    return response

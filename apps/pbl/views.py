@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts import services as account_services
 from apps.accounts.models import Cohort, Role
 from apps.accounts.permissions import area_required, has_role
-from apps.pbl import dashboard, events, schema, services
+from apps.pbl import dashboard, events, present, schema, services
 from apps.pbl.models import ChatMessage, Event, MilestoneSubmission, Project, ProjectRun, Team
 from apps.pbl.orchestrator import THRESHOLD_HELP, thresholds_for
 from apps.pbl.present import message_state
@@ -187,14 +187,11 @@ def run_dashboard(request, run_id: int):
 @area_required("pbl")
 def run_events(request, run_id: int, fmt: str):
     run = _teacher_run(request, run_id)
-    found = Event.objects.filter(run=run).order_by("timestamp", "pk")
     if fmt == "csv":
-        response = HttpResponse(events.events_csv(found), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="pbl-run-{run.pk}-events.csv"'
-        return response
+        return present.events_csv_download(run)
     if fmt != "xapi":
         raise Http404
-    body = json.dumps([events.xapi_statement(e) for e in found], indent=1, ensure_ascii=False)
+    body = json.dumps([events.xapi_statement(e) for e in present.run_events(run)], indent=1, ensure_ascii=False)
     response = HttpResponse(body, content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="pbl-run-{run.pk}-xapi.json"'
     return response
