@@ -280,3 +280,16 @@ def test_student_pages(client, run, team, learners):
         f"/pbl/teams/{team.pk}/summary/",
     ]:
         assert c.get(url).status_code == 200, url
+
+
+def test_dashboard_event_log_reads_as_words(client, teacher, run, team, learners):
+    c = api(client, learners[0])
+    c.post(
+        f"/api/pbl/teams/{team.pk}/messages",
+        {"text": "We could test the fountain water"},
+        content_type="application/json",
+    )
+    page = api(client, teacher).get(f"/pbl/runs/{run.pk}/dashboard/").content.decode()
+    assert "chars 32" in page  # the posted event's result, as "key value", not a Python dict
+    assert "{&#x27;" not in page
+    assert "{'" not in page
