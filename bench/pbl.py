@@ -25,7 +25,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 
 from apps.inference.backends import GenerationParams  # noqa: E402
-from apps.inference.registry import get_model  # noqa: E402
+from apps.inference.registry import model_for_role  # noqa: E402
 from apps.inference.services import load_backend  # noqa: E402
 from apps.pbl import boundary, judge  # noqa: E402
 from apps.pbl.agents import agent_messages  # noqa: E402
@@ -51,7 +51,7 @@ def timed(fn, runs=RUNS):
 
 
 def main() -> None:
-    spec = get_model(settings.PBL_CHAT_MODEL)
+    spec = model_for_role("assistant")
     start = time.perf_counter()
     backend = load_backend(spec)
     print(f"model {spec.name}: loaded in {time.perf_counter() - start:.2f} s")

@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from apps.inference.backends import GenerationParams  # noqa: E402
-from apps.inference.registry import get_model  # noqa: E402
+from apps.inference.registry import model_for_role  # noqa: E402
 from apps.inference.services import load_backend  # noqa: E402
 from apps.tables import assistant  # noqa: E402
 from apps.tables.sandbox import run_code  # noqa: E402
@@ -60,7 +60,7 @@ def main() -> None:
     cases = json.loads((DATA / "tables_eval.json").read_text())
     if args.limit:
         cases = cases[: args.limit]
-    backend = load_backend(get_model(settings.TABLES_MODEL))
+    backend = load_backend(model_for_role("assistant"))
     code_params = GenerationParams(temperature=0, max_tokens=160, repetition_penalty=1.2)
     text_params = GenerationParams(temperature=0, max_tokens=48, repetition_penalty=1.2)
     code_right = text_right = agree = comparable = ran = 0
@@ -89,7 +89,7 @@ def main() -> None:
         )
     total = len(cases)
     print(
-        f"\nmodel {settings.TABLES_MODEL}, {total} questions over "
+        f"\nmodel {model_for_role("assistant").name}, {total} questions over "
         f"{len({c['table'] for c in cases})} tables, {time.monotonic() - started:.0f} s"
     )
     print(

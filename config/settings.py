@@ -180,14 +180,25 @@ MODELS_DIR = Path(env_str("ATRIUM_MODELS_DIR", str(VAR_DIR / "models")))
 MODEL_DEVICE = env_str("MODEL_DEVICE", "cpu")
 # torch's CPU threads in a model worker; 0 = torch's default (one per core).
 MODEL_THREADS = env_int("MODEL_THREADS", 0, minimum=0)
-DEFAULT_CHAT_MODEL = env_str("DEFAULT_CHAT_MODEL", "smollm2-135m")
+# The assistant model (apps.inference.registry): served by llama.cpp on loopback (`make up` runs
+# apps.inference.serve), or by any OpenAI-compatible server (vLLM) when OPENAI_BASE_URL is set.
+ASSISTANT_MODEL_NAME = env_str("ASSISTANT_MODEL_NAME", "qwen2.5-coder-1.5b")
+ASSISTANT_CONTEXT_LENGTH = env_int("ASSISTANT_CONTEXT_LENGTH", 8192, minimum=512)
+LLAMA_SERVER_HOST = env_str("LLAMA_SERVER_HOST", "127.0.0.1")
+LLAMA_SERVER_PORT = env_int("LLAMA_SERVER_PORT", 8091, minimum=1)
+LLAMA_SERVER_URL = f"http://{LLAMA_SERVER_HOST}:{LLAMA_SERVER_PORT}/v1"
+# Parallel slots of the llama.cpp server, and CPU threads per slot (one per slot suits 2 cores).
+LLAMA_PARALLEL = env_int("LLAMA_PARALLEL", 4, minimum=1)
+LLAMA_THREADS_PER_SLOT = env_int("LLAMA_THREADS_PER_SLOT", 1, minimum=1)
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "")
 OPENAI_API_KEY = env_secret("OPENAI_API_KEY", "")
 OPENAI_MODEL = env_str("OPENAI_MODEL", "")
-OPENAI_MODEL_ALIAS = env_str("OPENAI_MODEL_ALIAS", "remote")
-OPENAI_CONTEXT_LENGTH = env_int("OPENAI_CONTEXT_LENGTH", 8192, minimum=256)
+# Which model plays each role; the assistant is the served model above unless set.
+MODEL_ROLE_ASSISTANT = env_str("MODEL_ROLE_ASSISTANT", "")
+MODEL_ROLE_LENS = env_str("MODEL_ROLE_LENS", "gemma3-270m")
+MODEL_ROLE_SMALL = env_str("MODEL_ROLE_SMALL", "smollm2-135m")
+DEFAULT_CHAT_MODEL = env_str("DEFAULT_CHAT_MODEL", MODEL_ROLE_ASSISTANT or ASSISTANT_MODEL_NAME)
 ATRIUM_EXTRA_MODELS = env_str("ATRIUM_EXTRA_MODELS", "")
-TABLES_MODEL = env_str("TABLES_MODEL", DEFAULT_CHAT_MODEL)
 TABLES_MAX_UPLOAD_BYTES = env_int("TABLES_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024)
 KBQA_MAX_UPLOAD_BYTES = env_int("KBQA_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1024)
 LINGUALENS_MAX_CORPUS_BYTES = env_int("LINGUALENS_MAX_CORPUS_BYTES", 5 * 1024 * 1024, minimum=1024)
@@ -201,8 +212,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
-# PBL studio (apps.pbl): the model its agents and judge use, and the orchestrator's pace.
-PBL_CHAT_MODEL = env_str("PBL_CHAT_MODEL", DEFAULT_CHAT_MODEL)
+# PBL studio (apps.pbl): reply sizes and the orchestrator's pace (agents use the assistant role).
 PBL_AGENT_MAX_TOKENS = env_int("PBL_AGENT_MAX_TOKENS", 120, minimum=16)
 PBL_JUDGE_MAX_TOKENS = env_int("PBL_JUDGE_MAX_TOKENS", 80, minimum=16)
 # A reply still queued after this long is shown as "agent unavailable" (the model worker is down or busy).

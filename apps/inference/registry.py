@@ -1,8 +1,13 @@
-"""Which models Atrium knows, and how to reach each. Built from settings, once per process.
+"""Which models Atrium knows, how to reach each, and which one plays each role.
+Built from settings, once per process.
 
-Packaged models (transformers backend) are always listed; an OpenAI-compatible
-endpoint (vLLM, llama.cpp's server, a hosted API) is added when OPENAI_BASE_URL
-is set, and ATRIUM_EXTRA_MODELS (a JSON list of ModelSpec fields) adds more."""
+Callers ask for a role, not a model (`model_for_role("assistant")`):
+- assistant: Tables code and text, PBL agents, boundary label, milestone judge, KBQA drafting.
+  Qwen2.5-Coder-1.5B-Instruct served by llama.cpp (`make up` runs it, apps.inference.serve)
+  or, with OPENAI_BASE_URL set, any OpenAI-compatible server such as vLLM: the same code path.
+- lens: Gemma-3-270m on transformers (activations, SAEs, steering need hooks into the model).
+- small: SmolLM2-135M on transformers, only where speed matters more than skill.
+ATRIUM_EXTRA_MODELS (a JSON list of ModelSpec fields) adds more models."""
 
 import json
 from functools import cache
@@ -34,20 +39,24 @@ GEMMA3 = ModelSpec(
 )
 
 
-def _openai_spec() -> ModelSpec | None:
-    if not settings.OPENAI_BASE_URL:
-        return None
+ROLES = ("assistant", "lens", "small")
+
+
+def assistant_spec() -> ModelSpec:
+    """The assistant model, reached over the OpenAI API: the local llama.cpp server by default,
+    OPENAI_BASE_URL (vLLM, a hosted API) when set."""
+    base_url = settings.OPENAI_BASE_URL or settings.LLAMA_SERVER_URL
     return ModelSpec(
-        name=settings.OPENAI_MODEL_ALIAS,
+        name=settings.ASSISTANT_MODEL_NAME,
         backend="openai",
-        source=settings.OPENAI_BASE_URL,
-        context_length=settings.OPENAI_CONTEXT_LENGTH,
+        source=base_url,
+        context_length=settings.ASSISTANT_CONTEXT_LENGTH,
         languages=("en", "zh"),
         chat=True,
         default_params={"temperature": 0.7, "max_tokens": 512},
-        base_url=settings.OPENAI_BASE_URL,
+        base_url=base_url,
         api_key=settings.OPENAI_API_KEY or "none",
-        remote_model=settings.OPENAI_MODEL,
+        remote_model=settings.OPENAI_MODEL or settings.ASSISTANT_MODEL_NAME,
     )
 
 
@@ -64,8 +73,29 @@ def _extra_specs() -> list[ModelSpec]:
 
 @cache
 def all_models() -> dict[str, ModelSpec]:
-    specs = [SMOLLM2, GEMMA3, *filter(None, [_openai_spec()]), *_extra_specs()]
+    specs = [assistant_spec(), SMOLLM2, GEMMA3, *_extra_specs()]
     return {spec.name: spec for spec in specs}
+
+
+def role_model_names() -> dict[str, str]:
+    """role -> the model name that plays it (settings MODEL_ROLE_ASSISTANT, _LENS, _SMALL)."""
+    return {
+        "assistant": settings.MODEL_ROLE_ASSISTANT or settings.ASSISTANT_MODEL_NAME,
+        "lens": settings.MODEL_ROLE_LENS,
+        "small": settings.MODEL_ROLE_SMALL,
+    }
+
+
+def model_for_role(role: str) -> ModelSpec:
+    """The model that plays `role` ("assistant", "lens" or "small")."""
+    names = role_model_names()
+    if role not in names:
+        raise ModelNotFound(f"Unknown model role {role!r}. Roles: {', '.join(ROLES)}")
+    return get_model(names[role])
+
+
+def roles_of(name: str) -> list[str]:
+    return [role for role, model_name in role_model_names().items() if model_name == name]
 
 
 def get_model(name: str) -> ModelSpec:

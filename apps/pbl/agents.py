@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.inference.backends import GenerationParams
-from apps.inference.registry import get_model
+from apps.inference.registry import model_for_role
 from apps.jobs.events import send_to_group
 from apps.jobs.models import Job
 from apps.jobs.services import report_progress
@@ -67,7 +67,7 @@ def answer(job: Job) -> dict:
     agent = project.agent(message.agent_name)
     stage = team.stage or project.stages[-1]
     strictness = agent.get("strictness", "medium")
-    backend = load_backend(get_model(settings.PBL_CHAT_MODEL))
+    backend = load_backend(model_for_role("assistant"))
     learner = request.author
     context = {"stage": stage["key"], "agent": agent["name"], "strictness": strictness, "request": request.pk}
     report_progress(job, 0.05, f"{agent['name']} is reading your message")

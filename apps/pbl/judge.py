@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.inference.backends import GenerationParams
-from apps.inference.registry import get_model
+from apps.inference.registry import model_for_role
 from apps.jobs.models import Job
 from apps.jobs.services import report_progress
 from apps.pbl import textutil
@@ -60,7 +60,7 @@ def evaluate(job: Job) -> dict:
     team = submission.team
     stage = team.run.project.stage_by_key(submission.stage_key)
     milestone = next(m for m in stage["milestones"] if m["key"] == submission.milestone_key)
-    backend = load_backend(get_model(settings.PBL_CHAT_MODEL))
+    backend = load_backend(model_for_role("assistant"))
     results = []
     for index, criterion in enumerate(milestone["criteria"]):
         report_progress(job, index / len(milestone["criteria"]), f"Checking: {criterion['text'][:60]}")

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from apps.inference.backends import GenerationParams
 from apps.inference.models import Generation
-from apps.inference.registry import get_model
+from apps.inference.registry import model_for_role
 from apps.jobs.models import Job
 from apps.jobs.services import JobKind, create_job, register_job_kind
 from apps.tables import services
@@ -109,7 +109,7 @@ def ask(user, sheet: Sheet, question: str) -> TableMessage:
     mode = decide_mode(workbook, question)
     frame = services.load_version(sheet.current_version)
     messages = text_prompt(frame, question, workbook.context) if mode == "text" else code_prompt(frame, question)
-    model = get_model(settings.TABLES_MODEL)
+    model = model_for_role("assistant")
     with transaction.atomic():
         TableMessage.objects.create(
             workbook=workbook, sheet=sheet, role="user", text=question, based_on=sheet.current_version
@@ -161,7 +161,7 @@ def answer(job: Job) -> dict:
     message = TableMessage.objects.select_related("based_on", "sheet", "workbook").get(job=job)
     frame = services.load_version(message.based_on)
     question = message.result.get("question", "")
-    backend = load_backend(get_model(settings.TABLES_MODEL))
+    backend = load_backend(model_for_role("assistant"))
     if message.mode == "chart":  # a constrained spec, not free text: nothing to stream
         return render_chart(message, frame, question, backend)
     generation_stats = run_generation(job)
