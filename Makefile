@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-models.txt
 TEST_ENV := DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/atrium} \
             REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/1} HF_HUB_OFFLINE=1
 
-.PHONY: up test lint install chromium bench bench-kbqa bench-pbl bench-sae clean
+.PHONY: up test lint install chromium bench bench-db bench-kbqa bench-pbl bench-sae clean
 
 $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,20 +37,24 @@ lint: $(STAMP)
 test: $(STAMP) chromium lint
 	$(TEST_ENV) $(PY) -m pytest
 
+# A fresh machine's PostgreSQL has no `atrium` database yet: create it before any bench runs.
+bench-db: $(STAMP)
+	$(TEST_ENV) $(PY) -m config.ensure_db
+
 # The gpu worker of `make up` runs torch with one thread (Procfile); the bench measures that setting.
-bench: $(STAMP)
+bench: bench-db
 	$(TEST_ENV) MODEL_THREADS=$${MODEL_THREADS:-1} $(PY) bench/inference.py
 
 # KBQA: in-KB and transfer accuracy with and without ontology pruning, and latency per question.
-bench-kbqa: $(STAMP)
+bench-kbqa: bench-db
 	$(TEST_ENV) $(PY) bench/kbqa_eval.py
 
 # PBL studio: cost of each policy and model step; the boundary policy on seen and held-out messages.
-bench-pbl: $(STAMP)
+bench-pbl: bench-db
 	$(TEST_ENV) $(PY) bench/pbl.py
 
 # LinguaLens: activation collection and SAE training tokens/s, beside sae-lens on the same configuration.
-bench-sae: $(STAMP)
+bench-sae: bench-db
 	$(TEST_ENV) $(PY) bench/sae.py
 
 clean:
