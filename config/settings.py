@@ -219,3 +219,17 @@ PBL_JUDGE_MAX_TOKENS = env_int("PBL_JUDGE_MAX_TOKENS", 80, minimum=16)
 PBL_AGENT_UNAVAILABLE_AFTER_SECONDS = env_float("PBL_AGENT_UNAVAILABLE_AFTER_SECONDS", 8.0)
 PBL_ORCHESTRATOR_SECONDS = env_float("PBL_ORCHESTRATOR_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE["pbl-orchestrator"]["schedule"] = PBL_ORCHESTRATOR_SECONDS
+
+# Security (README, "Security settings"). WebSocket origins besides the server's own address
+# (scheme://host:port, exact; CSRF_TRUSTED_ORIGINS count too): apps.accounts.ws_auth.
+WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", [])
+# Failed log-ins (and bad API tokens) per account / address before a lockout: apps.accounts.throttle.
+LOGIN_FAILURE_LIMIT_PER_ACCOUNT = env_int("LOGIN_FAILURE_LIMIT_PER_ACCOUNT", 10, minimum=1)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env_int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", 50, minimum=1)
+TOKEN_FAILURE_LIMIT_PER_ADDRESS = env_int("TOKEN_FAILURE_LIMIT_PER_ADDRESS", 20, minimum=1)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1)
+# What an uploaded workbook may expand to, checked from the zip directory before parsing:
+# apps.tables.workbook_limits.
+TABLES_MAX_UNPACKED_BYTES = env_int("TABLES_MAX_UNPACKED_BYTES", 200 * 1024 * 1024, minimum=1024)
+TABLES_MAX_CELLS = env_int("TABLES_MAX_CELLS", 2_000_000, minimum=1)

@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
@@ -7,9 +8,20 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.accounts import services
-from apps.accounts.forms import CohortForm, JoinCohortForm, SignUpForm, TokenForm
+from apps.accounts.forms import CohortForm, JoinCohortForm, LoginForm, SignUpForm, TokenForm
 from apps.accounts.models import Cohort, Role
 from apps.accounts.permissions import area_required, has_role
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "accounts/login.html"
+    authentication_form = LoginForm
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.throttled:
+            response.status_code = 429  # scripts see the lockout without parsing the page
+        return response
 
 
 def signup(request):

@@ -10,11 +10,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from ninja import Router, Schema
 from ninja.errors import HttpError
+from pydantic import ConfigDict, create_model
 
 from apps.accounts import services as account_services
 from apps.accounts.permissions import can_access_area
 from apps.pbl import dashboard, events, present, schema, services
 from apps.pbl.models import ChatMessage, MilestoneSubmission, Project, ProjectRun, Team
+from apps.pbl.orchestrator import DEFAULT_THRESHOLDS
 from apps.pbl.present import message_out, submission_out, workspace_out
 
 router = Router(tags=["pbl"])
@@ -282,10 +284,22 @@ def form_teams(request, run_id: int, payload: TeamsIn):
     return [{"id": t.pk, "name": t.name, "members": [m.username for m in t.members.all()]} for t in teams]
 
 
+# One optional number per orchestrator threshold (a missing one takes its default); an unknown
+# name is a 422 that names it. Ranges are checked by the service, with its own words.
+class _ClosedSchema(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+
+ThresholdsIn = create_model(
+    "ThresholdsIn", __base__=_ClosedSchema, **dict.fromkeys(DEFAULT_THRESHOLDS, (float | None, None))
+)
+
+
 @router.put("/pbl/runs/{run_id}/thresholds")
 @api_errors
-def thresholds(request, run_id: int, payload: dict):
-    return services.set_thresholds(request.auth, teacher_run(request, run_id), payload)
+def thresholds(request, run_id: int, payload: ThresholdsIn):
+    values = payload.model_dump(exclude_none=True)
+    return services.set_thresholds(request.auth, teacher_run(request, run_id), values)
 
 
 @router.post("/pbl/submissions/{submission_id}/override")
