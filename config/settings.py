@@ -47,6 +47,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",  # request.htmx: is this an htmx request, which target
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -125,10 +126,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULE = {
-    "sweep-stale-jobs": {"task": "workers.cpu.sweep_stale_jobs", "schedule": 60.0},
-    "pbl-orchestrator": {"task": "workers.pbl.orchestrate", "schedule": 30.0, "options": {"queue": "cpu"}},
-}
 JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 300, minimum=10)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 
@@ -218,7 +215,16 @@ PBL_JUDGE_MAX_TOKENS = env_int("PBL_JUDGE_MAX_TOKENS", 80, minimum=16)
 # A reply still queued after this long is shown as "agent unavailable" (the model worker is down or busy).
 PBL_AGENT_UNAVAILABLE_AFTER_SECONDS = env_float("PBL_AGENT_UNAVAILABLE_AFTER_SECONDS", 8.0)
 PBL_ORCHESTRATOR_SECONDS = env_float("PBL_ORCHESTRATOR_SECONDS", 30.0)
-CELERY_BEAT_SCHEDULE["pbl-orchestrator"]["schedule"] = PBL_ORCHESTRATOR_SECONDS
+
+# Periodic work (celery beat), in one place, each pace from its setting above.
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-jobs": {"task": "workers.cpu.sweep_stale_jobs", "schedule": 60.0},
+    "pbl-orchestrator": {
+        "task": "workers.pbl.orchestrate",
+        "schedule": PBL_ORCHESTRATOR_SECONDS,
+        "options": {"queue": "cpu"},
+    },
+}
 
 # Security (README, "Security settings"). WebSocket origins besides the server's own address
 # (scheme://host:port, exact; CSRF_TRUSTED_ORIGINS count too): apps.accounts.ws_auth.

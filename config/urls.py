@@ -1,7 +1,7 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
-from config.api import api
+from config.api import api, api_index, not_found
 
 urlpatterns = [
     path("", include("apps.core.urls")),
@@ -14,7 +14,9 @@ urlpatterns = [
     path("lingualens/", include("apps.lingualens.urls")),
     path("v1/", include("apps.inference.openai_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("api/", api_index),  # before ninja's own root, which is an HTML 404
     path("api/", api.urls),
+    re_path(r"^api(?:/.*)?$", not_found),  # anything else under /api/ is a JSON 404, not the HTML page
     path("admin/", admin.site.urls),
 ]
 

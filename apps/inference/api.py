@@ -3,13 +3,12 @@ from typing import Any
 from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
-from apps.accounts.permissions import can_access_area
+from apps.accounts.api_area import area_auth
 from apps.inference import services
-from apps.inference.backends import InferenceError, ModelNotFound
 from apps.inference.models import Generation
 from apps.inference.registry import all_models
 
-router = Router(tags=["inference"])
+router = Router(tags=["inference"], auth=area_auth("playground"))
 
 
 class GenerateIn(Schema):
@@ -58,14 +57,8 @@ def generation_out(generation: Generation) -> dict:
     }
 
 
-def require_generation_role(request) -> None:
-    if not can_access_area(request.auth, "playground"):
-        raise HttpError(403, "Your role cannot run generations.")
-
-
 @router.get("/models", response=list[ModelOut])
 def list_models(request):
-    require_generation_role(request)
     return [
         {
             "name": s.name,
@@ -81,21 +74,15 @@ def list_models(request):
 @router.post("/generate", response={201: GenerationOut})
 def generate(request, payload: GenerateIn):
     """Queue a generation. Stream it over the WebSocket at stream_url, or poll /api/generations/{job_id}."""
-    require_generation_role(request)
-    try:
-        job = services.request_generation(
-            request.auth, payload.model, messages=payload.messages, prompt=payload.prompt, params=payload.params
-        )
-    except ModelNotFound as exc:
-        raise HttpError(404, str(exc)) from None
-    except InferenceError as exc:  # InvalidParams, PromptTooLong
-        raise HttpError(422, str(exc)) from None
+    # ModelNotFound is a 404, InvalidParams and PromptTooLong 422 (config/api.py maps them).
+    job = services.request_generation(
+        request.auth, payload.model, messages=payload.messages, prompt=payload.prompt, params=payload.params
+    )
     return Status(201, generation_out(job.generation))
 
 
 @router.get("/generations/{int:job_id}", response=GenerationOut)
 def get_generation(request, job_id: int):
-    require_generation_role(request)
     generation = services.visible_generation(request.auth, job_id)
     if generation is None:
         raise HttpError(404, "No such generation")

@@ -1,12 +1,9 @@
-from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import area_required, can_view_owned
 from apps.jobs import services
-from apps.jobs.forms import CountJobForm
 from apps.jobs.models import Job
 
 
@@ -20,16 +17,8 @@ def get_visible_job(user, job_id: int) -> Job:
 
 @area_required("jobs")
 def job_list(request):
-    form = CountJobForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            job = services.create_job(request.user, "count", form.cleaned_data)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-        else:
-            return redirect("job_detail", job_id=job.pk)
     jobs = Job.objects.filter(owner=request.user)[:50]
-    return render(request, "jobs/job_list.html", {"form": form, "jobs": jobs})
+    return render(request, "jobs/job_list.html", {"jobs": jobs})
 
 
 @area_required("jobs")
@@ -42,6 +31,6 @@ def job_detail(request, job_id: int):
 @area_required("jobs")
 def job_cancel(request, job_id: int):
     job = services.cancel_job(get_visible_job(request.user, job_id))
-    if request.headers.get("HX-Request"):
+    if request.htmx:
         return render(request, "jobs/job_detail.html#job-status", {"job": job})
     return redirect("job_detail", job_id=job.pk)

@@ -2,26 +2,20 @@
 import/export), corpora, SAEs (start, status, metrics), latent page data, search and
 steering, so a researcher can script an analysis. Jobs are followed with GET /api/jobs/{id}."""
 
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import File, Form, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
-from apps.accounts.permissions import can_access_area, can_view_owned
+from apps.accounts.api_area import area_auth
+from apps.accounts.permissions import can_view_owned
+from apps.core.errors import Conflict
 from apps.lingualens import services
 from apps.lingualens.models import SAE, Corpus, CounterfactualPair, FeatureScore, LinguisticFeature, SteeringRun
 
-router = Router(tags=["lingualens"])
-
-
-def require_lens(request) -> None:
-    if not can_access_area(request.auth, "lingualens"):
-        raise HttpError(403, "Your role cannot use LinguaLens.")
-
-
-def bad_input(exc: Exception) -> HttpError:
-    return HttpError(400, str(exc))
+router = Router(tags=["lingualens"], auth=area_auth("lingualens"))
 
 
 class PairIn(Schema):
@@ -134,7 +128,6 @@ def get_sae(slug: str) -> SAE:
 
 @router.get("/lingualens/catalogue/features")
 def list_features(request, language: str | None = None, dimension: str | None = None):
-    require_lens(request)
     features = LinguisticFeature.objects.all()
     if language:
         features = features.filter(language=language)
@@ -145,17 +138,10 @@ def list_features(request, language: str | None = None, dimension: str | None = 
 
 @router.post("/lingualens/catalogue/features", response={201: dict})
 def create_feature(request, data: FeatureIn):
-    require_lens(request)
     pairs = [p.dict() for p in data.pairs]
     for number, pair in enumerate(pairs, 1):  # every pair checked before anything is stored
-        try:
-            services._parse_pair(pair, f"pair {number}: ")
-        except services.LensInputError as exc:
-            raise bad_input(exc) from None
-    try:
-        feature = services.add_feature(request.auth, data.language, data.dimension, data.name, data.description)
-    except services.LensInputError as exc:
-        raise bad_input(exc) from None
+        services._parse_pair(pair, f"pair {number}: ")
+    feature = services.add_feature(request.auth, data.language, data.dimension, data.name, data.description)
     for pair in pairs:
         services.add_pair(feature, **pair)
     return Status(201, feature_out(feature, with_pairs=True))
@@ -163,26 +149,20 @@ def create_feature(request, data: FeatureIn):
 
 @router.get("/lingualens/catalogue/features/{feature_id}")
 def get_feature(request, feature_id: int):
-    require_lens(request)
     return feature_out(get_object_or_404(LinguisticFeature, pk=feature_id), with_pairs=True)
 
 
 @router.patch("/lingualens/catalogue/features/{feature_id}")
 def update_feature(request, feature_id: int, data: FeatureUpdate):
-    require_lens(request)
     feature = get_object_or_404(LinguisticFeature, pk=feature_id)
-    try:
-        if data.dimension is not None:
-            feature.dimension = services._check_choice(data.dimension, services.Dimension, "dimension")
-    except services.LensInputError as exc:
-        raise bad_input(exc) from None
+    if data.dimension is not None:
+        feature.dimension = services._check_choice(data.dimension, services.Dimension, "dimension")
     if data.name is not None:
         name = data.name.strip()
-        if (
-            not name
-            or LinguisticFeature.objects.filter(language=feature.language, name=name).exclude(pk=feature.pk).exists()
-        ):
-            raise HttpError(400, "the name must be non-empty and unique within its language")
+        if not name:
+            raise ValidationError("the name must not be empty")
+        if LinguisticFeature.objects.filter(language=feature.language, name=name).exclude(pk=feature.pk).exists():
+            raise Conflict(f"a {feature.language} feature named {name!r} already exists")
         feature.name = name
     if data.description is not None:
         feature.description = data.description
@@ -192,39 +172,29 @@ def update_feature(request, feature_id: int, data: FeatureUpdate):
 
 @router.delete("/lingualens/catalogue/features/{feature_id}", response={204: None})
 def delete_feature(request, feature_id: int):
-    require_lens(request)
     get_object_or_404(LinguisticFeature, pk=feature_id).delete()
     return Status(204, None)
 
 
 @router.post("/lingualens/catalogue/features/{feature_id}/pairs", response={201: dict})
 def create_pair(request, feature_id: int, data: PairIn):
-    require_lens(request)
     feature = get_object_or_404(LinguisticFeature, pk=feature_id)
-    try:
-        return Status(201, pair_out(services.add_pair(feature, data.sentence, data.counterfactual, data.span)))
-    except services.LensInputError as exc:
-        raise bad_input(exc) from None
+    return Status(201, pair_out(services.add_pair(feature, data.sentence, data.counterfactual, data.span)))
 
 
 @router.delete("/lingualens/catalogue/pairs/{pair_id}", response={204: None})
 def delete_pair(request, pair_id: int):
-    require_lens(request)
     get_object_or_404(CounterfactualPair, pk=pair_id).delete()
     return Status(204, None)
 
 
 @router.post("/lingualens/catalogue/import")
 def import_catalogue(request, file: File[UploadedFile], mode: Form[str] = "keep"):
-    require_lens(request)
     if file.size > services.MAX_IMPORT_BYTES:
         raise HttpError(
             413, f"The file is {file.size / 1e6:.1f} MB; the limit is {services.MAX_IMPORT_BYTES / 1e6:.0f} MB"
         )
-    try:
-        report = services.import_catalogue(services.decode_utf8(file.read(), file.name), mode, request.auth)
-    except services.LensInputError as exc:
-        raise bad_input(exc) from None
+    report = services.import_catalogue(services.decode_utf8(file.read(), file.name), mode, request.auth)
     return {
         "applied": report.applied,
         "features_created": report.features_created,
@@ -237,7 +207,6 @@ def import_catalogue(request, file: File[UploadedFile], mode: Form[str] = "keep"
 
 @router.get("/lingualens/catalogue/export")
 def export_catalogue(request, language: str | None = None):
-    require_lens(request)
     features = LinguisticFeature.objects.all()
     if language:
         features = features.filter(language=language)
@@ -249,7 +218,6 @@ def export_catalogue(request, language: str | None = None):
 
 @router.get("/lingualens/corpora")
 def list_corpora(request):
-    require_lens(request)
     return [
         {"id": c.pk, "name": c.name, "source": c.source, "texts": len(c.texts), "default": c.is_default}
         for c in Corpus.objects.all()
@@ -258,51 +226,41 @@ def list_corpora(request):
 
 @router.post("/lingualens/corpora", response={201: dict})
 def upload_corpus(request, file: File[UploadedFile], name: Form[str] = "", source: Form[str] = ""):
-    require_lens(request)
     if file.size > services.MAX_CORPUS_BYTES:
         raise HttpError(
             413, f"{file.name} is {file.size / 1e6:.1f} MB; the limit is {services.MAX_CORPUS_BYTES / 1e6:.0f} MB"
         )
-    try:
-        texts = services.parse_corpus(file.name, file.read())
-    except services.LensInputError as exc:
-        raise bad_input(exc) from None
+    texts = services.parse_corpus(file.name, file.read())
     corpus = services.create_corpus(request.auth, name or file.name, source or f"Uploaded ({file.name})", texts)
     return Status(201, {"id": corpus.pk, "name": corpus.name, "texts": len(texts)})
 
 
 @router.get("/lingualens/saes")
 def list_saes(request):
-    require_lens(request)
     return [sae_out(s) for s in SAE.objects.select_related("run")]
 
 
 @router.post("/lingualens/saes", response={202: dict})
 def start_training(request, data: TrainIn):
-    require_lens(request)
     corpus = Corpus.objects.filter(pk=data.corpus_id).first() if data.corpus_id else services.ensure_default_corpus()
     if corpus is None:
         raise HttpError(404, "No such corpus")
-    try:
-        sae = services.start_training(
-            request.auth,
-            corpus,
-            data.layer,
-            data.width,
-            data.k,
-            data.training_tokens,
-            data.max_texts,
-            data.max_tokens_per_text,
-            data.model,
-        )
-    except services.LensInputError as exc:
-        raise bad_input(exc) from None
+    sae = services.start_training(
+        request.auth,
+        corpus,
+        data.layer,
+        data.width,
+        data.k,
+        data.training_tokens,
+        data.max_texts,
+        data.max_tokens_per_text,
+        data.model,
+    )
     return Status(202, sae_out(sae))
 
 
 @router.get("/lingualens/saes/{slug}")
 def get_sae_status(request, slug: str):
-    require_lens(request)
     sae = get_sae(slug)
     out = sae_out(sae)
     out["loss_curve"] = sae.loss_curve
@@ -311,28 +269,19 @@ def get_sae_status(request, slug: str):
 
 @router.post("/lingualens/saes/{slug}/restart", response={202: dict})
 def restart(request, slug: str, resume: bool = True):
-    require_lens(request)
-    try:
-        return Status(202, sae_out(services.restart_training(request.auth, get_sae(slug), resume=resume)))
-    except services.LensInputError as exc:
-        raise bad_input(exc) from None
+    return Status(202, sae_out(services.restart_training(request.auth, get_sae(slug), resume=resume)))
 
 
 @router.post("/lingualens/saes/{slug}/score", response={202: dict})
 def score(request, slug: str, data: ScoreIn):
-    require_lens(request)
-    try:
-        job = services.start_scoring(
-            request.auth, get_sae(slug), data.feature_ids, data.max_pairs, data.fic_latents, data.fic_pairs
-        )
-    except services.LensInputError as exc:
-        raise bad_input(exc) from None
+    job = services.start_scoring(
+        request.auth, get_sae(slug), data.feature_ids, data.max_pairs, data.fic_latents, data.fic_pairs
+    )
     return Status(202, {"job_id": job.pk})
 
 
 @router.get("/lingualens/saes/{slug}/scores")
 def sae_scores(request, slug: str):
-    require_lens(request)
     sae = get_sae(slug)
     return [
         {
@@ -357,7 +306,6 @@ def sae_scores(request, slug: str):
 @router.get("/lingualens/latents/{feature_id}")
 def latent_data(request, feature_id: str):
     """Feature page data for <model>@<sae>:<index>."""
-    require_lens(request)
     found = services.latent_by_id(feature_id)
     if found is None:
         raise HttpError(404, "No such SAE feature")
@@ -392,7 +340,6 @@ class NoteIn(Schema):
 
 @router.put("/lingualens/latents/{feature_id}/note")
 def set_note(request, feature_id: str, data: NoteIn):
-    require_lens(request)
     from django.utils import timezone
 
     found = services.latent_by_id(feature_id)
@@ -406,7 +353,6 @@ def set_note(request, feature_id: str, data: NoteIn):
 
 @router.get("/lingualens/search/notes")
 def search_notes(request, q: str = ""):
-    require_lens(request)
     found = services.search_notes(q)
     return {
         "latents": [{"id": l.feature_id, "note": l.note} for l in found["latents"]],  # noqa: E741
@@ -417,36 +363,27 @@ def search_notes(request, q: str = ""):
 @router.post("/lingualens/search", response={202: dict})
 def search(request, data: SearchIn):
     """Per-token top latents of a sentence; the result is the job's result (GET /api/jobs/{id})."""
-    require_lens(request)
-    try:
-        job = services.start_search(request.auth, get_sae(data.sae), data.sentence)
-    except services.LensInputError as exc:
-        raise bad_input(exc) from None
+    job = services.start_search(request.auth, get_sae(data.sae), data.sentence)
     return Status(202, {"job_id": job.pk})
 
 
 @router.post("/lingualens/steer", response={202: dict})
 def steer(request, data: SteerIn):
-    require_lens(request)
-    try:
-        run = services.start_steering(
-            request.auth,
-            get_sae(data.sae),
-            data.prompt,
-            [i.dict() for i in data.interventions],
-            data.seed,
-            data.max_tokens,
-            data.temperature,
-            data.normalize,
-        )
-    except services.LensInputError as exc:
-        raise bad_input(exc) from None
+    run = services.start_steering(
+        request.auth,
+        get_sae(data.sae),
+        data.prompt,
+        [i.dict() for i in data.interventions],
+        data.seed,
+        data.max_tokens,
+        data.temperature,
+        data.normalize,
+    )
     return Status(202, {"job_id": run.job_id, "stream": f"/ws/lingualens/steering/{run.job_id}/"})
 
 
 @router.get("/lingualens/steer/{job_id}")
 def steer_result(request, job_id: int):
-    require_lens(request)
     run = SteeringRun.objects.select_related("job").filter(job_id=job_id).first()
     if run is None or not can_view_owned(request.auth, run.owner_id):
         raise HttpError(404, "No such steering run")

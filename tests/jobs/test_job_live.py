@@ -63,9 +63,7 @@ def test_api_with_token_from_a_script(live_stack, student):
 
     _token, raw = create_api_token(student, "script")
     headers = {"Authorization": f"Bearer {raw}"}
-    created = httpx.post(f"{live_stack.url}/api/jobs/count", json={"n": 2, "delay": 0}, headers=headers)
-    assert created.status_code == 201, created.text
-    job_id = created.json()["id"]
+    job_id = services.create_job(student, "count", {"n": 2, "delay": 0}).pk
     body = wait_for(
         lambda: (
             (r := httpx.get(f"{live_stack.url}/api/jobs/{job_id}", headers=headers).json())["status"] == "succeeded"

@@ -267,7 +267,7 @@ def test_api_catalogue_crud_and_import(client_for, researcher, catalogue):
         {"sentence": "Ann's hat.", "counterfactual": "A hat.", "span": "Bob"},
         content_type="application/json",
     )
-    assert bad.status_code == 400
+    assert bad.status_code == 422
     assert "does not occur" in bad.json()["detail"]
     assert (
         client.patch(
@@ -309,7 +309,7 @@ def test_api_saes_latents_search_steer(client_for, researcher, stored_sae):
         client.post(
             "/api/lingualens/saes", {"layer": 2, "width": 64, "k": 8, "model": "nope"}, content_type="application/json"
         ).status_code
-        == 400
+        == 422
     )
     search = client.post(
         "/api/lingualens/search", {"sae": "l6-w16-k4", "sentence": "Hello"}, content_type="application/json"
@@ -368,6 +368,6 @@ def test_layer_past_the_models_last_is_refused(client_for, researcher, gemma):
     past_the_end = client_for(researcher).post(
         "/api/lingualens/saes", {"layer": 18, "width": 64, "k": 8}, content_type="application/json"
     )
-    assert past_the_end.status_code == 400
+    assert past_the_end.status_code == 422
     assert "between 0 and 17" in past_the_end.json()["detail"]
     assert services.model_dims("gemma3-270m") == (18, 640)

@@ -40,7 +40,7 @@ def test_join_with_code_then_team_then_workspace(client, run, cohort):
     assert workspace["document"]["text"].startswith("Who is affected")  # the deliverable's template
     assert {t["title"] for t in workspace["tasks"]} >= {"List the water sources at school"}
     bad = c.post("/api/pbl/join", data={"code": "NOPE99"}, content_type="application/json")
-    assert bad.status_code == 400
+    assert bad.status_code == 422
 
 
 def test_teams_hold_at_most_four(run, cohort):
@@ -144,10 +144,10 @@ def test_simultaneous_saves_lose_nothing(team, learners):
 def test_bad_messages_are_rejected_clearly(client, team, learners):
     c = api(client, learners[0])
     empty = c.post(f"/api/pbl/teams/{team.pk}/messages", data={"text": "   "}, content_type="application/json")
-    assert empty.status_code == 400
+    assert empty.status_code == 422
     assert "Write a message" in empty.json()["detail"]
     huge = c.post(f"/api/pbl/teams/{team.pk}/messages", data={"text": "x" * 5000}, content_type="application/json")
-    assert huge.status_code == 400
+    assert huge.status_code == 422
     assert "too long" in huge.json()["detail"]
     assert ChatMessage.objects.filter(team=team).count() == 0
     page = c.post(f"/pbl/teams/{team.pk}/messages/", {"text": ""})
@@ -194,11 +194,26 @@ def test_tasks(client, team, learners):
     moved = c.patch(
         f"/api/pbl/teams/{team.pk}/tasks/{task['id']}", data={"status": "doing"}, content_type="application/json"
     ).json()
-    assert moved == {"id": task["id"], "status": "doing", "assignee": "omar"}
+    assert moved == {"id": task["id"], "title": "Interview the caretaker", "status": "doing", "assignee": "omar"}
     bad = c.patch(
         f"/api/pbl/teams/{team.pk}/tasks/{task['id']}", data={"status": "lost"}, content_type="application/json"
     )
-    assert bad.status_code == 400
+    assert bad.status_code == 422
+    edited = c.patch(
+        f"/api/pbl/teams/{team.pk}/tasks/{task['id']}",
+        data={"title": "Interview the caretaker on Monday", "assignee": "lena"},
+        content_type="application/json",
+    ).json()
+    assert edited["title"] == "Interview the caretaker on Monday"
+    assert edited["assignee"] == "lena"
+    outsider = c.patch(
+        f"/api/pbl/teams/{team.pk}/tasks/{task['id']}", data={"assignee": "pia"}, content_type="application/json"
+    )
+    assert outsider.status_code == 422
+    assert "not in team" in outsider.json()["detail"]
+    assert c.delete(f"/api/pbl/teams/{team.pk}/tasks/{task['id']}").json() == {"deleted": task["id"]}
+    assert not team.tasks.filter(pk=task["id"]).exists()
+    assert c.delete(f"/api/pbl/teams/{team.pk}/tasks/{task['id']}").status_code == 422
 
 
 def test_exams_grade_and_compute_gain(client, run, team, learners):
@@ -207,7 +222,7 @@ def test_exams_grade_and_compute_gain(client, run, team, learners):
     assert all("answer" not in q and "rubric" not in q for q in questions)  # no keys leak
     assert (
         c.post(f"/api/pbl/runs/{run.pk}/exams/post", data={"answers": {}}, content_type="application/json").status_code
-        == 400
+        == 422
     )
     pre = c.post(
         f"/api/pbl/runs/{run.pk}/exams/pre",
@@ -217,7 +232,7 @@ def test_exams_grade_and_compute_gain(client, run, team, learners):
     assert pre["score"] == 1
     assert pre["max_score"] == 5
     again = c.post(f"/api/pbl/runs/{run.pk}/exams/pre", data={"answers": {}}, content_type="application/json")
-    assert again.status_code == 400
+    assert again.status_code == 422
     post = c.post(
         f"/api/pbl/runs/{run.pk}/exams/post",
         content_type="application/json",
@@ -257,7 +272,7 @@ def test_bearer_token_scripted_learner(client, team, learners):
 def test_project_import_and_teacher_pages(client, teacher, run, team):
     c = api(client, teacher)
     bad = c.post("/api/pbl/projects", data=b'{"title": "x"}', content_type="application/json")
-    assert bad.status_code == 400
+    assert bad.status_code == 422
     assert "driving_question" in bad.json()["detail"]
     for url in ["/pbl/", f"/pbl/runs/{run.pk}/manage/", f"/pbl/projects/{run.project_id}/", f"/pbl/teams/{team.pk}/"]:
         assert c.get(url).status_code == 200, url
