@@ -106,10 +106,9 @@ def execute(request, payload: ExecuteIn):
     """Run a KoPL program step by step. A wrong function or argument is reported at its step
     (`steps[i].error`, and `error` overall) with status 200: the run itself is the answer."""
     require_kbqa_area(request)
-    try:
-        kb = services.get_kb(payload.kb)
-    except KnowledgeBase.DoesNotExist:
-        raise HttpError(404, f"No knowledge base named {payload.kb!r}.") from None
+    kb = services.list_kbs().filter(name=payload.kb).first()  # the engine cache holds the content
+    if kb is None:
+        raise HttpError(404, f"No knowledge base named {payload.kb!r}.")
     return services.execute_program(kb, payload.program)
 
 

@@ -26,6 +26,9 @@ class KnowledgeBase(models.Model):
     data = models.JSONField(default=dict)
     # sha256 of the normalized content: the per-process engine cache rebuilds when it changes.
     content_hash = models.CharField(max_length=64, blank=True)
+    # What the pages show, computed once per content (see apps.kbqa.summary): {"version", "hash",
+    # "schema", "examples", "readability"}. Pages read this, never `data`.
+    summary = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -48,8 +48,8 @@ def _clean_evaluate(params: dict) -> dict:
     return {"evaluation_id": int(params["evaluation_id"]), "pairs": pairs, "targets": targets}
 
 
-register_job_kind("kbqa_train", JobKind("workers.cpu.kbqa_train", "cpu", _clean_train))
-register_job_kind("kbqa_evaluate", JobKind("workers.cpu.kbqa_evaluate", "cpu", _clean_evaluate))
+register_job_kind("kbqa_train", JobKind("workers.cpu.kbqa_train", "batch", _clean_train))
+register_job_kind("kbqa_evaluate", JobKind("workers.cpu.kbqa_evaluate", "batch", _clean_evaluate))
 register_job_kind("kbqa_ask", JobKind("workers.cpu.kbqa_ask", "cpu"))
 
 
@@ -126,7 +126,13 @@ def fit_parser(
 
 
 def ready_parser(preferred: int | None = None) -> ParserModel | None:
-    parsers = ParserModel.objects.filter(status=ParserModel.Status.READY).select_related("source_kb")
+    # Without its pairs, weights and source KB's content (megabytes): pages only name it, and
+    # the classifier cache reads the weights once per process.
+    parsers = (
+        ParserModel.objects.filter(status=ParserModel.Status.READY)
+        .select_related("source_kb")
+        .defer("dataset", "classifier", "source_kb__data")
+    )
     if preferred is not None:
         return parsers.filter(pk=preferred).first()
     return parsers.first()
@@ -165,7 +171,13 @@ def ask(user, kb: KnowledgeBase, text: str, parser: ParserModel | None = None) -
 
 
 def answer(job: Job) -> dict:
-    question = Question.objects.select_related("kb", "parser").get(pk=job.params["question_id"])
+    # The KB's content and the parser's pairs are megabytes; the engine and classifier caches
+    # hold what a parse needs, so a question does not read them each time.
+    question = (
+        Question.objects.select_related("kb", "parser")
+        .defer("kb__data", "parser__dataset")
+        .get(pk=job.params["question_id"])
+    )
     try:
         return _answer(job, question)
     except Exception as exc:

@@ -70,6 +70,23 @@ def program_graph(program: list[dict], steps: list[dict] | None = None) -> dict[
     return {"nodes": nodes, "edges": edges, "width": width, "height": height, "w": NODE_WIDTH, "h": NODE_HEIGHT}
 
 
+def program_text(program: list[dict]) -> str:
+    """A program on one line: "Find(Germany) → Relate(capital, forward) → QueryName()"."""
+    return " → ".join(
+        f"{step.get('function', '?')}({', '.join(str(x) for x in step.get('inputs', []))})"
+        for step in program
+        if isinstance(step, dict)
+    )
+
+
+def question_title(question) -> str:
+    """The heading of a history entry: an edited re-run is its program, not the question it was
+    edited from (whose answer it no longer is)."""
+    if question.edited_from_id:
+        return f"Edited program: {program_text(question.program)}"
+    return question.text
+
+
 def evaluation_rows(results: list[dict]) -> list[dict]:
     """One row per (KB, setting, wordings) with accuracy with and without pruning side by side,
     and bar widths in percent for the chart."""

@@ -358,6 +358,9 @@ def import_kb(
     kb.stats = kb_stats(normalized)
     kb.content_hash = content_hash(normalized)
     kb.save()
+    from apps.kbqa.summary import refresh_summary  # it reads the KB through the question generator
+
+    refresh_summary(kb)  # pages read counts, schema and examples from here, never the JSON
     return kb
 
 
@@ -431,28 +434,6 @@ def kb_schema(kb: KnowledgeBase) -> dict:
             for row in sorted(attributes.values(), key=lambda r: (-r["count"], r["key"]))
         ],
     }
-
-
-def search_entities(kb: KnowledgeBase, query: str) -> list[dict]:
-    """Entities whose name contains `query` (case-insensitive), exact matches first."""
-    concepts = kb.data["concepts"]
-    needle = query.strip().casefold()
-    rows = []
-    for eid, entity in kb.data["entities"].items():
-        name = entity["name"]
-        if needle and needle not in name.casefold():
-            continue
-        rows.append(
-            {
-                "id": eid,
-                "name": name,
-                "concepts": [concepts[c]["name"] for c in entity["instanceOf"]],
-                "attributes": len(entity["attributes"]),
-                "relations": len(entity["relations"]),
-            }
-        )
-    rows.sort(key=lambda r: (r["name"].casefold() != needle, r["name"].casefold(), r["id"]))
-    return rows
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@ import json
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
@@ -10,57 +9,47 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import area_required, can_view_owned, has_role
-from apps.kbqa import pipeline, present, services
-from apps.kbqa.models import KBImport, KnowledgeBase, ParserEvaluation, ParserModel, Question
-from apps.kbqa.questions import generate_examples, load_ontology
+from apps.kbqa import pipeline, present, services, summary
+from apps.kbqa.models import KBImport, ParserEvaluation, ParserModel, Question
 
 ENTITIES_PER_PAGE = 25
 HISTORY = 30
-EXAMPLES = 6
 MAX_EDITED_STEPS = services.MAX_PROGRAM_STEPS
 PARSER_ROLES = ("researcher", "admin")
-
-
-def example_questions(kb: KnowledgeBase) -> list[str]:
-    """A few generated questions to try on a KB (cached per KB content)."""
-    key = f"kbqa-examples:{kb.pk}:{kb.content_hash}"
-    examples = cache.get(key)
-    if examples is None:
-        report = generate_examples(load_ontology(kb), 40, seed=3, wordings="heldout")
-        picked = {}
-        for example in report.examples:  # one per template, for variety
-            picked.setdefault(example.template, example.question)
-        examples = list(picked.values())[:EXAMPLES]
-        cache.set(key, examples, 24 * 3600)
-    return examples
 
 
 @area_required("kbqa")
 def index(request):
     """Ask a question on a KB; the history of the user's questions."""
     kbs = list(services.list_kbs())
-    chosen = next((kb for kb in kbs if kb.name == request.GET.get("kb")), kbs[0] if kbs else None)
+    chosen = next((kb for kb in kbs if kb.name == request.GET.get("kb")), None) or summary.default_kb(kbs)
     if request.method == "POST":
-        kb = get_object_or_404(KnowledgeBase, name=request.POST.get("kb", ""))
+        kb = get_object_or_404(services.list_kbs(), name=request.POST.get("kb", ""))
         try:
             question = pipeline.ask(request.user, kb, request.POST.get("question", ""))
         except ValidationError as exc:
             messages.error(request, exc.messages[0])
             return redirect(f"{request.path}?kb={kb.name}")
         return redirect("kbqa:question", question_id=question.pk)
-    history = Question.objects.filter(owner=request.user).select_related("kb")[:HISTORY]
+    history = list(
+        Question.objects.filter(owner=request.user).select_related("kb").defer("kb__data", "parse")[:HISTORY]
+    )
+    for item in history:
+        item.title = present.question_title(item)
     context = {
         "kbs": kbs,
         "chosen": chosen,
         "history": history,
-        "examples": example_questions(services.get_kb(chosen.name)) if chosen else [],
+        "examples": summary.kb_summary(chosen)["examples"] if chosen else [],
         "parser": pipeline.ready_parser(),
     }
     return render(request, "kbqa/ask.html", context)
 
 
 def owned_question(request, question_id: int) -> Question:
-    question = get_object_or_404(Question.objects.select_related("kb", "job", "parser__source_kb"), pk=question_id)
+    questions = Question.objects.select_related("kb", "job", "parser__source_kb")
+    # The KB's content is only needed to run a program, and the engine cache has it.
+    question = get_object_or_404(questions.defer("kb__data", "parser__dataset", "parser__classifier"), pk=question_id)
     if not can_view_owned(request.user, question.owner_id):
         raise Http404("No such question.")
     return question
@@ -88,6 +77,7 @@ def question_context(question: Question) -> dict:
         )
     return {
         "question": question,
+        "title": present.question_title(question),
         "data": data,
         "rows": rows,
         "graph": present.program_graph(question.program, steps),
@@ -170,7 +160,7 @@ def parsers(request):
             raise PermissionDenied("Only researchers and admins can train or evaluate parsers.")
         try:
             if request.POST.get("action") == "train":
-                kb = get_object_or_404(KnowledgeBase, name=request.POST.get("source", ""))
+                kb = get_object_or_404(services.list_kbs(), name=request.POST.get("source", ""))
                 pipeline.request_training(request.user, kb, int(request.POST.get("pairs") or 2400))
                 messages.success(request, f"Training a sketch parser on {kb.name}.")
             else:
@@ -225,13 +215,12 @@ def kb_list(request):
 
 @area_required("kbqa")
 def kb_detail(request, name: str):
-    try:
-        kb = services.get_kb(name)
-    except KnowledgeBase.DoesNotExist:
-        raise Http404("No such knowledge base.") from None
+    kb = services.list_kbs().filter(name=name).first()
+    if kb is None:
+        raise Http404("No such knowledge base.")
     query = request.GET.get("q", "")[:200]
-    page = Paginator(services.search_entities(kb, query), ENTITIES_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(summary.search_entities(kb, query), ENTITIES_PER_PAGE).get_page(request.GET.get("page"))
     context = {"kb": kb, "query": query, "page": page}
     if request.headers.get("HX-Request"):  # the search box swaps in the entity table only
         return render(request, "kbqa/kb_detail.html#entities", context)
-    return render(request, "kbqa/kb_detail.html", {**context, "schema": services.kb_schema(kb)})
+    return render(request, "kbqa/kb_detail.html", {**context, "schema": summary.kb_summary(kb)["schema"]})
