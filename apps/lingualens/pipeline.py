@@ -677,8 +677,9 @@ def run_steering(job: Job, backend=None) -> dict:
         SteeringRun.objects.filter(pk=run.pk).update(output_plain=outputs["plain"], output_steered=outputs["steered"])
         if should_stop():
             raise JobCancelled
-    # The texts are on the SteeringRun (and its page); the job result stays a short summary.
-    return {"plain_characters": len(outputs["plain"]), "steered_characters": len(outputs["steered"])}
+    # The texts are on the SteeringRun, its page shows them side by side: the job has no
+    # result of its own to show (a count of characters there only puzzled readers).
+    return {}
 
 
 # ---- job bodies (called by workers/lingualens.py through run_job) ---------------------------

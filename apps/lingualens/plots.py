@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 # Text stays text in the SVG (not paths), so the browser draws Chinese feature names with its fonts.
 matplotlib.rcParams["svg.fonttype"] = "none"
@@ -49,7 +50,18 @@ def loss_curve(points: list) -> bytes:
     ax.plot([p[0] for p in points], [p[1] for p in points], color=ACCENT)
     ax.set_xlabel("step")
     ax.set_ylabel("normalized MSE")
-    ax.set_yscale("log")
+    # Labels are plain numbers, never math text: matplotlib places each glyph of "6x10^-1"
+    # itself, so in a browser with other fonts they run into each other. A log axis only when
+    # the loss spans a decade or more (then 1, 2, 5 per decade); under a decade it would label
+    # every minor tick.
+    values = [p[1] for p in points if p[1] > 0]
+    if values and max(values) / min(values) >= 10:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=6))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    else:
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(5))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _pos: f"{value:g}"))
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)
 

@@ -8,9 +8,11 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from apps.accounts.permissions import area_required, can_view_owned
 from apps.jobs.models import Job
+from apps.jobs.services import queue_position
 from apps.lingualens import plots, services
 from apps.lingualens.models import (
     SAE,
@@ -316,9 +318,7 @@ def sae_refresh(request, slug: str):
     )
     if running:
         return HttpResponse(status=204)
-    response = HttpResponse(status=200)
-    response["HX-Refresh"] = "true"
-    return response
+    return HttpResponseClientRefresh()
 
 
 @area_required(AREA)
@@ -410,10 +410,11 @@ def search(request):
         "lingualens/search.html",
         {
             "saes": saes,
-            "job": job,
             "query": query,
             "found": services.search_notes(query),
             "typed": job.params if job else {},
+            # A search that finished before the page loaded is shown at once, with its grid.
+            **(search_context(job) if job else {}),
         },
     )
 
@@ -442,12 +443,21 @@ def search_rows(job: Job) -> dict:
     return {"rows": rows, "sae": sae}
 
 
+def search_context(job: Job) -> dict:
+    """What the search-result fragment needs in every state: the grid once it succeeded, the
+    queue position while it waits."""
+    context = {"job": job, "position": queue_position(job)}
+    if job.status == "succeeded":
+        context.update(search_rows(job))
+    return context
+
+
 @area_required(AREA)
 def search_result(request, job_id: int):
     job = Job.objects.filter(pk=job_id, kind=services.SEARCH_KIND).first()
     if job is None or not can_view_owned(request.user, job.owner_id):
         raise Http404("No such search")
-    return render(request, "lingualens/search.html#search-result", {"job": job, **search_rows(job)})
+    return render(request, "lingualens/search.html#search-result", search_context(job))
 
 
 # ---- steering -------------------------------------------------------------------------------

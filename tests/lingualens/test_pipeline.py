@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from django.utils.html import escape
 
-from apps.jobs.services import JobCancelled, cancel_job
+from apps.jobs.services import JobCancelled, cancel_job, run_job
 from apps.lingualens import pipeline, services
 from apps.lingualens.models import ActivationRun, FeatureScore, Latent, LinguisticFeature, RunStatus
 from apps.lingualens.sae import TopKSAE
@@ -139,7 +140,7 @@ def test_frc_formula_and_prefilter():
     assert rows[2]["frc"] == pytest.approx(0.6)
 
 
-def test_search_and_steering(tiny_sae, gemma, researcher, django_capture_on_commit_callbacks):
+def test_search_and_steering(tiny_sae, gemma, researcher, client_for, django_capture_on_commit_callbacks):
     result = pipeline.search_sentence(gemma, tiny_sae, "The door was painted by Tom.")
     assert [row["token"] for row in result["tokens"]][:2] == ["The", " door"]
     assert all(len(row["latents"]) <= 5 for row in result["tokens"])
@@ -149,10 +150,15 @@ def test_search_and_steering(tiny_sae, gemma, researcher, django_capture_on_comm
     run = services.start_steering(
         researcher, tiny_sae, "The weather today is", f"{latent}:80", seed=3, max_tokens=8, temperature=0
     )
-    summary = pipeline.run_steering(run.job, backend=gemma)
+    run_job(run.job_id, lambda job: pipeline.run_steering(job, backend=gemma))
     run.refresh_from_db()
     out = {"plain": run.output_plain, "steered": run.output_steered}
-    assert summary == {"plain_characters": len(out["plain"]), "steered_characters": len(out["steered"])}
+    assert run.job.status == "succeeded"
+    page = client_for(researcher).get(f"/lingualens/steer/{run.job_id}/").content.decode()
+    assert "plain_characters" not in page  # the run's page shows the two texts, no counts
+    assert 'id="job-result"' not in page
+    assert escape(out["plain"]) in page
+    assert escape(out["steered"]) in page
     assert out["plain"]
     assert out["steered"] != out["plain"]
     # Same seed, no intervention: the plain side is reproducible.
