@@ -57,17 +57,3 @@ def area_required(area: str) -> Callable:
         return wrapped
 
     return decorator
-
-
-def role_required(*roles: str) -> Callable:
-    def decorator(view: Callable) -> Callable:
-        @wraps(view)
-        @login_required
-        def wrapped(request, *args, **kwargs):
-            if not has_role(request.user, *roles):
-                raise PermissionDenied("Your role cannot do this.")
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator

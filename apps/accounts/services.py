@@ -34,10 +34,6 @@ def join_cohort(student: User, code: str) -> Cohort:
     return cohort
 
 
-def leave_cohort(student: User, cohort: Cohort) -> None:
-    cohort.students.remove(student)
-
-
 def create_api_token(user: User, name: str) -> tuple[ApiToken, str]:
     """Returns the token row and its raw value, which is never stored and shown once."""
     name = name.strip() or "token"

@@ -34,7 +34,7 @@ def playground(request):
         "models": services.model_statuses(),
         "history": recent_generations(request.user),
     }
-    if request.headers.get("HX-Request"):
+    if request.htmx:
         return render(request, "inference/playground.html#playground-result", context)
     return render(request, "inference/playground.html", context)
 

@@ -102,7 +102,7 @@ def question_detail(request, question_id: int):
     if request.GET.get("poll") and pipeline.question_status(question) == "pending":
         return HttpResponse(status=204)  # htmx keeps the page as it is and polls again
     context = question_context(question)
-    if request.headers.get("HX-Request"):
+    if request.htmx:
         return render(request, "kbqa/question.html#question-body", context)
     return render(request, "kbqa/question.html", context)
 
@@ -221,6 +221,6 @@ def kb_detail(request, name: str):
     query = request.GET.get("q", "")[:200]
     page = Paginator(summary.search_entities(kb, query), ENTITIES_PER_PAGE).get_page(request.GET.get("page"))
     context = {"kb": kb, "query": query, "page": page}
-    if request.headers.get("HX-Request"):  # the search box swaps in the entity table only
+    if request.htmx:  # the search box swaps in the entity table only
         return render(request, "kbqa/kb_detail.html#entities", context)
     return render(request, "kbqa/kb_detail.html", {**context, "schema": summary.kb_summary(kb)["schema"]})

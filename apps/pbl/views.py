@@ -295,12 +295,6 @@ def message_fragment(request, message_id: int):
     return render(request, "pbl/workspace.html#message", {"m": message, "state": message_state(message)})
 
 
-def _panels(request, team: Team) -> HttpResponse:
-    state = services.workspace_state(request.user, team)
-    state.pop("messages")
-    return render(request, "pbl/workspace.html#live-panels", {**state, "oob": False})
-
-
 @area_required("pbl")
 @require_POST
 def task_action(request, team_id: int):

@@ -94,7 +94,7 @@ def workbook_detail(request, workbook_id: int):
     if sheet is None:
         raise Http404("This workbook has no sheets")
     context = sheet_context(request, workbook, sheet)
-    if request.headers.get("HX-Request") and request.GET.get("part") == "table":
+    if request.htmx and request.GET.get("part") == "table":
         return render(request, "tables/workbook.html#sheet-table", context)
     return render(request, "tables/workbook.html", context)
 
