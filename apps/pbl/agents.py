@@ -10,10 +10,11 @@ from apps.inference.backends import GenerationParams
 from apps.inference.registry import model_for_role
 from apps.jobs.events import send_to_group
 from apps.jobs.models import Job
-from apps.jobs.services import report_progress
+from apps.jobs.services import JobCancelled, report_progress
 from apps.pbl import boundary, textutil
 from apps.pbl.events import log_event, publish_team, team_group
 from apps.pbl.models import ChatMessage, MessageStatus
+from apps.pbl.replies import WAITING, mark_cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +58,30 @@ def _publish_delta(team_id: int, message_id: int, start: int, text: str) -> None
     )
 
 
+def _check_cancelled(job: Job) -> None:
+    """Read the job's cancel flag fresh: a cancelled reply is never generated nor kept."""
+    if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
+        raise JobCancelled
+
+
 def answer(job: Job) -> dict:
-    """Celery body of a pbl_agent_reply job."""
+    """Celery body of a pbl_agent_reply job. A cancel (the flag on the job) is honoured
+    before the model is asked, at every released sentence, and before the reply is kept."""
+    message = ChatMessage.objects.select_related("team__run__project", "reply_to__author").filter(job=job).first()
+    if message is None or message.status not in WAITING:
+        # Retried with a new job, or cancelled before this worker got to it: nothing to say.
+        return {"status": "skipped", "message": message.status if message else "gone"}
+    try:
+        _check_cancelled(job)
+        return _answer(job, message)
+    except JobCancelled:
+        mark_cancelled(message)
+        raise
+
+
+def _answer(job: Job, message: ChatMessage) -> dict:
     from apps.inference.services import load_backend
 
-    message = ChatMessage.objects.select_related("team__run__project", "reply_to__author").get(job=job)
     team, request = message.team, message.reply_to
     project = team.run.project
     agent = project.agent(message.agent_name)
@@ -111,7 +131,10 @@ def answer(job: Job) -> dict:
 
     # 2. Generate, releasing text to the chat a sentence at a time while the policy after allows it.
     report_progress(job, 0.15, f"{agent['name']} is writing")
-    ChatMessage.objects.filter(pk=message.pk).update(status=MessageStatus.STREAMING, text="")
+    if not ChatMessage.objects.filter(pk=message.pk, status=MessageStatus.PENDING).update(
+        status=MessageStatus.STREAMING, text=""
+    ):
+        raise JobCancelled  # the learner cancelled it while the policy ran
     publish_team(team.pk, {"type": "pbl.message", "message_id": message.pk})
     history = list(team.messages.filter(created_at__lt=request.created_at).order_by("-created_at")[:4])[::-1]
     params = GenerationParams(
@@ -127,8 +150,10 @@ def answer(job: Job) -> dict:
         if check.ready:
             stopped = check
             break
+        report_progress(job, min(0.9, 0.2 + len(drafted) / 1000), f"{agent['name']} is writing")
         _release(message, team.pk, released, drafted)
         released = drafted
+    _check_cancelled(job)
     final = stopped or boundary.check_after(drafted, stage, strictness)
     if final.ready:
         text = boundary.guidance(agent, stage, project.spec["resources"], request.text, "draft")
@@ -140,15 +165,21 @@ def answer(job: Job) -> dict:
             context,
             {"reason": "deliverable_ready", **final.as_dict(), "draft_words": final.words},
         )
+    text = drafted.strip()
+    if not text:
+        # Never an empty bubble: the reply failed, says so, and can be asked again.
+        fail_reply(job, "The model returned an empty answer.")
+        return {"status": "failed", "reason": "empty"}
     _release(message, team.pk, released, drafted)
-    text = drafted.strip() or f"({agent['name']} has nothing to add. Try asking a more specific question.)"
     telling = final.score >= boundary.TELLING_SCORE
     with transaction.atomic():
-        ChatMessage.objects.filter(pk=message.pk).update(
+        kept = ChatMessage.objects.filter(pk=message.pk, status__in=WAITING).update(
             text=text,
             status=MessageStatus.DONE,
             meta={**message.meta, "after": final.as_dict(), "telling": telling},
         )
+        if not kept:
+            raise JobCancelled  # cancelled between the last check and now: the reply is not kept
         _log_replied(message, learner, context, words=final.words, telling=telling, score=round(final.score, 3))
     publish_team(team.pk, {"type": "pbl.message", "message_id": message.pk})
     return {"status": "done", "words": final.words}
@@ -157,7 +188,8 @@ def answer(job: Job) -> dict:
 def _release(message: ChatMessage, team_id: int, released: str, drafted: str) -> None:
     if len(drafted) <= len(released):
         return
-    ChatMessage.objects.filter(pk=message.pk).update(text=drafted)
+    if not ChatMessage.objects.filter(pk=message.pk, status=MessageStatus.STREAMING).update(text=drafted):
+        raise JobCancelled
     _publish_delta(team_id, message.pk, len(released), drafted[len(released) :])
 
 
@@ -178,9 +210,10 @@ def _log_replied(message: ChatMessage, learner, context: dict, guided: bool = Fa
 def _finish_guided(message: ChatMessage, text: str, verb: str, learner, context: dict, result: dict) -> dict:
     team = message.team
     with transaction.atomic():
-        ChatMessage.objects.filter(pk=message.pk).update(
+        if not ChatMessage.objects.filter(pk=message.pk, status__in=WAITING).update(
             text=text, status=MessageStatus.GUIDED, meta={**message.meta, verb: result, "telling": False}
-        )
+        ):
+            raise JobCancelled
         log_event(
             team.run,
             verb,
@@ -206,11 +239,29 @@ def _finish_guided(message: ChatMessage, text: str, verb: str, learner, context:
 
 
 def fail_reply(job: Job, error: str) -> None:
-    """A job that failed for good leaves a clear message in the chat, not a spinner."""
-    message = ChatMessage.objects.filter(job=job).first()
+    """A reply that failed for good says so in the chat (and can be asked again), never a
+    spinner or an empty bubble. A cancelled job's reply reads as cancelled, not failed. The
+    error itself is for the teacher's log, not the learner's chat."""
+    message = ChatMessage.objects.select_related("team__run").filter(job=job).first()
     if message is None:
         return
-    ChatMessage.objects.filter(pk=message.pk).update(
-        status=MessageStatus.FAILED, text=f"{message.agent_name} could not answer: {error[:200]}"
-    )
+    if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
+        mark_cancelled(message)
+        return
+    with transaction.atomic():
+        failed = ChatMessage.objects.filter(pk=message.pk, status__in=WAITING).update(
+            status=MessageStatus.FAILED,
+            text=f"{message.agent_name} could not answer this time.",
+            meta={**message.meta, "error": error[:500]},
+        )
+        if failed:
+            log_event(
+                message.team.run,
+                "failed",
+                "message",
+                message.pk,
+                team=message.team,
+                actor_name=f"agent:{message.agent_name}",
+                result={"error": error[:200], "job": job.pk},
+            )
     publish_team(message.team_id, {"type": "pbl.message", "message_id": message.pk})

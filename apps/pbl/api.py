@@ -5,6 +5,7 @@ and event export. The same service functions as the pages decide who may do what
 import json
 from collections.abc import Callable
 
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from ninja import Router, Schema
 from ninja.errors import HttpError
@@ -12,7 +13,8 @@ from pydantic import ConfigDict, create_model
 
 from apps.accounts import services as account_services
 from apps.accounts.api_area import area_auth
-from apps.pbl import dashboard, events, present, schema, services
+from apps.accounts.models import Cohort
+from apps.pbl import board, dashboard, events, present, replies, schema, services
 from apps.pbl.models import ChatMessage, MilestoneSubmission, Project, ProjectRun, Team
 from apps.pbl.orchestrator import DEFAULT_THRESHOLDS
 from apps.pbl.present import message_out, submission_out, workspace_out
@@ -31,6 +33,22 @@ def get_run(run_id: int) -> ProjectRun:
     if run is None:
         raise HttpError(404, "No such project run")
     return run
+
+
+def is_teacher_of(request, team: Team) -> bool:
+    return services.is_run_teacher(request.auth, team.run)
+
+
+def get_message(request, message_id: int) -> ChatMessage:
+    message = (
+        ChatMessage.objects.select_related("team__run__project", "team__run__cohort", "author", "job")
+        .filter(pk=message_id)
+        .first()
+    )
+    if message is None:
+        raise HttpError(404, "No such message")
+    get_team(request, message.team_id)
+    return message
 
 
 def get_team(request, team_id: int) -> Team:
@@ -64,9 +82,23 @@ class TaskIn(Schema):
     title: str
 
 
-class TaskMoveIn(Schema):
-    status: str
+class TaskChangeIn(Schema):
+    """Any of: move (status), rename (title), assign (assignee: a teammate's username, "" for nobody)."""
+
+    status: str | None = None
     assign_to_me: bool = False
+    title: str | None = None
+    assignee: str | None = None
+
+
+class FeedbackIn(Schema):
+    helpful: bool
+
+
+class RunIn(Schema):
+    project: int
+    cohort: int
+    open: bool = False  # open it for students at once (else it starts as a draft)
 
 
 class AnswersIn(Schema):
@@ -155,7 +187,8 @@ def answer_exam(request, run_id: int, kind: str, payload: AnswersIn):
 @router.get("/pbl/teams/{team_id}/workspace")
 @api_errors
 def workspace(request, team_id: int):
-    return workspace_out(services.workspace_state(request.auth, get_team(request, team_id)))
+    team = get_team(request, team_id)
+    return workspace_out(services.workspace_state(request.auth, team), teacher=is_teacher_of(request, team))
 
 
 @router.post("/pbl/teams/{team_id}/messages")
@@ -165,12 +198,34 @@ def post_message(request, team_id: int, payload: TextIn):
     return {"message": message_out(result["message"]), "replies": [message_out(m) for m in result["replies"]]}
 
 
+@router.post("/pbl/messages/{message_id}/cancel")
+@api_errors
+def cancel_reply(request, message_id: int):
+    """Stop an agent's reply that is still waiting or being written."""
+    return message_out(replies.cancel_reply(request.auth, get_message(request, message_id)))
+
+
+@router.post("/pbl/messages/{message_id}/retry")
+@api_errors
+def retry_reply(request, message_id: int):
+    """Ask again for a reply that failed or was cancelled (a new job, the same message)."""
+    return message_out(replies.retry_reply(request.auth, get_message(request, message_id)))
+
+
+@router.post("/pbl/messages/{message_id}/feedback")
+@api_errors
+def rate_reply(request, message_id: int, payload: FeedbackIn):
+    """Mark an agent's reply helpful or not (the latest rating per learner counts)."""
+    return message_out(replies.rate_reply(request.auth, get_message(request, message_id), payload.helpful))
+
+
 @router.get("/pbl/teams/{team_id}/messages")
 @api_errors
 def messages(request, team_id: int, after: int = 0):
     team = get_team(request, team_id)
     found = ChatMessage.objects.filter(team=team, pk__gt=after).select_related("author", "job").order_by("pk")[:200]
-    return [message_out(m) for m in found]
+    teacher = is_teacher_of(request, team)
+    return [message_out(m, teacher) for m in found]
 
 
 @router.put("/pbl/teams/{team_id}/document")
@@ -202,15 +257,35 @@ def document_versions(request, team_id: int):
 @router.post("/pbl/teams/{team_id}/tasks")
 @api_errors
 def add_task(request, team_id: int, payload: TaskIn):
-    task = services.add_task(request.auth, get_team(request, team_id), payload.title)
+    task = board.add_task(request.auth, get_team(request, team_id), payload.title)
     return {"id": task.pk, "title": task.title, "status": task.status}
 
 
 @router.patch("/pbl/teams/{team_id}/tasks/{task_id}")
 @api_errors
-def move_task(request, team_id: int, task_id: int, payload: TaskMoveIn):
-    task = services.move_task(request.auth, get_team(request, team_id), task_id, payload.status, payload.assign_to_me)
-    return {"id": task.pk, "status": task.status, "assignee": task.assignee.username if task.assignee else None}
+def change_task(request, team_id: int, task_id: int, payload: TaskChangeIn):
+    team = get_team(request, team_id)
+    if payload.status is None and payload.title is None and payload.assignee is None and not payload.assign_to_me:
+        raise ValidationError("Nothing to change: give a status, title or assignee.")
+    if payload.title is not None or payload.assignee is not None:
+        board.edit_task(request.auth, team, task_id, title=payload.title, assignee=payload.assignee)
+    if payload.status is not None or payload.assign_to_me:
+        current = team.tasks.filter(pk=task_id).values_list("status", flat=True).first() or ""
+        board.move_task(request.auth, team, task_id, payload.status or current, payload.assign_to_me)
+    task = team.tasks.select_related("assignee").get(pk=task_id)
+    return {
+        "id": task.pk,
+        "title": task.title,
+        "status": task.status,
+        "assignee": task.assignee.username if task.assignee else None,
+    }
+
+
+@router.delete("/pbl/teams/{team_id}/tasks/{task_id}")
+@api_errors
+def delete_task(request, team_id: int, task_id: int):
+    board.delete_task(request.auth, get_team(request, team_id), task_id)
+    return {"deleted": task_id}
 
 
 @router.post("/pbl/teams/{team_id}/milestones/{milestone_key}/submit")
@@ -257,6 +332,20 @@ def run_events(request, run_id: int, format: str = "xapi"):  # noqa: A002  (the 
     return [events.xapi_statement(e) for e in present.run_events(run)]
 
 
+@router.post("/pbl/runs")
+@api_errors
+def start_run(request, payload: RunIn):
+    """A teacher runs one of their projects with one of their classes (open at once with open=true)."""
+    project = Project.objects.filter(pk=payload.project).first()
+    cohort = Cohort.objects.filter(pk=payload.cohort).first()
+    if project is None or cohort is None:
+        raise HttpError(404, "No such project" if project is None else "No such class")
+    run = services.create_run(request.auth, project, cohort)
+    if payload.open:
+        run = services.set_run_status(request.auth, run, "open")
+    return run_out(run, request.auth)
+
+
 @router.post("/pbl/runs/{run_id}/status")
 @api_errors
 def run_status(request, run_id: int, payload: StatusIn):
@@ -300,7 +389,14 @@ def override(request, submission_id: int, payload: OverrideIn):
     return submission_out(found)
 
 
-@router.post("/pbl/projects")
+@router.post(
+    "/pbl/projects",
+    # The body is read and checked by schema.parse_project_json (size limit, errors that name the
+    # place); the OpenAPI document shows the same JSON Schema the check uses.
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema.PROJECT_SCHEMA}}}
+    },
+)
 @api_errors
 def import_project(request):
     data = schema.parse_project_json(request.body)

@@ -34,7 +34,7 @@ def render_message(message_id: int, user, team_id: int) -> tuple[int, str] | Non
 def render_panels(user, team_id: int) -> str:
     team = Team.objects.select_related("run__project").get(pk=team_id)
     state = services.workspace_state(user, team)
-    state.pop("messages")
+    state.pop("chat_messages")
     return render_to_string("pbl/workspace.html#live-panels", {**state, "user": user, "oob": True})
 
 

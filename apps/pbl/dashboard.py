@@ -115,7 +115,14 @@ def dashboard_data(run: ProjectRun, team_id: int | None = None, learner: str = "
 
     agent_rows = []
     success_by_team = {row["team"].pk: row["success"] for row in team_rows}
+    # Learner feedback: the latest rating of each learner on each reply counts (events in time order).
+    latest_rating: dict[tuple[str, str], Event] = {}
+    for event in events:
+        if event.verb == "rated":
+            latest_rating[(event.actor_name, event.object_id)] = event
     for agent in project.agents:
+        ratings = [e for e in latest_rating.values() if e.result.get("agent") == agent["name"]]
+        helpful = sum(1 for e in ratings if e.result.get("helpful"))
         turns = [e for e in events if e.verb == "replied" and e.actor_name == f"agent:{agent['name']}"]
         telling = sum(1 for e in turns if e.result.get("telling"))
         teams_helped = {e.team_id for e in turns}
@@ -128,6 +135,10 @@ def dashboard_data(run: ProjectRun, team_id: int | None = None, learner: str = "
                 "guided": sum(1 for e in turns if e.result.get("guided")),
                 "draft_telling": sum(1 for e in turns if e.result.get("draft_telling")),
                 "refused": sum(1 for e in events if e.verb == "refused" and e.actor_name == f"agent:{agent['name']}"),
+                "rated": len(ratings),
+                "helpful": helpful,
+                "not_helpful": len(ratings) - helpful,
+                "helpful_rate": helpful / len(ratings) if ratings else None,
                 "success": (sum(success_by_team.get(t, 0) for t in teams_helped) / len(teams_helped))
                 if teams_helped
                 else None,
@@ -360,6 +371,10 @@ def api_payload(data: dict) -> dict:
                 "refused": r["refused"],
                 "draft_telling": r["draft_telling"],
                 "learner_success": r["success"],
+                "rated": r["rated"],
+                "helpful": r["helpful"],
+                "not_helpful": r["not_helpful"],
+                "helpful_rate": r["helpful_rate"],
             }
             for r in data["agents"]
         ],

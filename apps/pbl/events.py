@@ -29,6 +29,10 @@ XAPI_VERBS = {
     "answered": "http://adlnet.gov/expapi/verbs/answered",
     "off-task": "https://atrium.example/xapi/verbs/off-task",
     "updated": "https://atrium.example/xapi/verbs/updated",
+    "rated": "https://atrium.example/xapi/verbs/rated",
+    "cancelled": "https://atrium.example/xapi/verbs/cancelled",
+    "retried": "https://atrium.example/xapi/verbs/retried",
+    "failed": "http://adlnet.gov/expapi/verbs/failed",
 }
 
 CSV_FIELDS = ["id", "timestamp", "run", "team", "actor", "verb", "object_type", "object_id", "result", "context"]

@@ -164,6 +164,7 @@ class MessageStatus(models.TextChoices):
     DONE = "done", _("Done")
     GUIDED = "guided", _("Guidance instead")  # the boundary policy turned the request/reply into guidance
     FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 class ChatMessage(models.Model):

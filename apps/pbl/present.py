@@ -8,31 +8,45 @@ from apps.jobs.models import JobStatus
 from apps.pbl import events
 from apps.pbl.models import ChatMessage, Event, MessageStatus, ProjectRun
 
+WAITING_STATES = frozenset({"queued", "unavailable", "thinking", "streaming"})
+RETRYABLE_STATES = frozenset({"failed", "cancelled"})
+
 
 def message_state(message: ChatMessage) -> tuple[str, str]:
-    """(state, note) for a message: the note says in words what a waiting reply is doing."""
-    if message.status != MessageStatus.PENDING or message.job is None:
+    """(state, note) for a message: the note says in words what a waiting reply is doing, or
+    why a reply is missing. Derived from the reply's job too, so a job cancelled or failed
+    elsewhere (the jobs page, a stopped worker) never leaves a bubble waiting forever."""
+    name = message.agent_name
+    if message.status == MessageStatus.CANCELLED:
+        return "cancelled", f"Cancelled: {name} will not answer this. Try again if you still need it."
+    if message.status == MessageStatus.FAILED:
+        return "failed", f"{name} could not answer this time. Your message is kept: try again."
+    if message.status not in (MessageStatus.PENDING, MessageStatus.STREAMING) or message.job is None:
         return message.status, ""
     job = message.job
+    if job.status == JobStatus.CANCELLED or (job.cancel_requested and not job.is_finished):
+        return "cancelled", f"Cancelled: {name} will not answer this. Try again if you still need it."
+    if job.is_finished:  # failed, or ended without the worker recording a reply (it was stopped)
+        return "failed", f"{name} could not answer this time. Your message is kept: try again."
+    if message.status == MessageStatus.STREAMING:
+        return "streaming", ""
     if job.status == JobStatus.QUEUED:
         age = (timezone.now() - job.created_at).total_seconds()
         if age >= settings.PBL_AGENT_UNAVAILABLE_AFTER_SECONDS:
             return "unavailable", (
-                f"{message.agent_name} is unavailable right now (the model worker is busy or offline). "
-                "Your message is kept and will be answered when it is back."
+                f"{name} is unavailable right now (the model worker is busy or offline). Your message is kept "
+                "in the queue: the answer appears here when it arrives, or cancel it."
             )
-        return "queued", f"{message.agent_name} will answer shortly…"
-    if job.status == JobStatus.RUNNING:
-        return "thinking", f"{message.agent_name} is thinking…"
-    if job.status == JobStatus.FAILED:
-        return "failed", f"{message.agent_name} could not answer: {job.error[:200]}"
-    return message.status, ""
+        return "queued", f"{name} will answer shortly…"
+    return "thinking", f"{name} is thinking…"
 
 
-def message_out(message: ChatMessage) -> dict:
+def message_out(message: ChatMessage, teacher: bool = False) -> dict:
+    """A chat message as JSON. The boundary policy's internals (rules, scores, the model's
+    label) are for the run's teacher only: learners see the reply and its state."""
     state, note = message_state(message)
     meta = message.meta or {}
-    return {
+    out = {
         "id": message.pk,
         "kind": message.kind,
         "speaker": message.speaker,
@@ -41,14 +55,24 @@ def message_out(message: ChatMessage) -> dict:
         "status": state,
         "note": note,
         "reply_to": message.reply_to_id,
+        # The reply's job: GET /api/jobs/{id} for progress, POST .../cancel to stop it.
+        "job": message.job_id,
         "scaffold": meta.get("type") if message.kind == "orchestrator" else None,
         "for": meta.get("for"),
-        "policy": {key: meta[key] for key in ("before", "after", "refused", "downgraded", "telling") if key in meta},
+        "guided": message.status == MessageStatus.GUIDED,
+        "feedback": meta.get("feedback", {}),
         "created_at": message.created_at.isoformat(),
     }
+    if teacher:
+        out["policy"] = {
+            key: meta[key] for key in ("before", "after", "refused", "downgraded", "telling", "error") if key in meta
+        }
+        if message.kind == "orchestrator" and meta.get("rule"):
+            out["policy"]["rule"] = meta["rule"]
+    return out
 
 
-def workspace_out(state: dict) -> dict:
+def workspace_out(state: dict, teacher: bool = False) -> dict:
     team, document = state["team"], state["document"]
     return {
         "run": {"id": state["run"].pk, "status": state["run"].status},
@@ -88,8 +112,19 @@ def workspace_out(state: dict) -> dict:
             {"id": t.pk, "title": t.title, "status": t.status, "assignee": t.assignee.username if t.assignee else None}
             for t in state["tasks"]
         ],
-        "messages": [message_out(m) for m in state["messages"]],
-        "agents": [{"name": a["name"], "role": a["role"]} for a in state["project"].agents],
+        "messages": [message_out(m, teacher) for m in state["chat_messages"]],
+        "agents": [agent_out(a) for a in state["project"].agents],
+    }
+
+
+def agent_out(agent: dict) -> dict:
+    """What an agent is for, as the workspace shows it to learners."""
+    return {
+        "name": agent["name"],
+        "role": agent["role"],
+        "persona": agent.get("persona", ""),
+        "may": list(agent.get("may", [])),
+        "must_not": list(agent.get("must_not", [])),
     }
 
 

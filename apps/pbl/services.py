@@ -25,13 +25,12 @@ from apps.pbl.models import (
     ProjectRun,
     RunStatus,
     Task,
-    TaskStatus,
     Team,
     Verdict,
 )
 
-register_job_kind("pbl_agent_reply", JobKind("workers.pbl.agent_reply", "gpu"))
-register_job_kind("pbl_judge", JobKind("workers.pbl.judge_submission", "gpu"))
+register_job_kind("pbl_agent_reply", JobKind("workers.pbl.agent_reply", "interactive"))
+register_job_kind("pbl_judge", JobKind("workers.pbl.judge_submission", "interactive"))
 
 MAX_MESSAGE_CHARS = 2000
 MAX_DOCUMENT_CHARS = 100_000
@@ -375,41 +374,6 @@ def detect_copy(team: Team, added: str) -> dict | None:
 
 def document_versions(team: Team, stage_key: str | None = None):
     return get_document(team, stage_key).versions.select_related("author")
-
-
-# ---- task board --------------------------------------------------------------------------
-
-
-def add_task(user: User, team: Team, title: str) -> Task:
-    require_member(user, team)
-    require_open(team.run)
-    title = " ".join(title.split())
-    if not title:
-        raise ValidationError("A task needs a title.")
-    if len(title) > 200:
-        raise ValidationError("A task title has at most 200 characters.")
-    stage = team.stage or {}
-    task = Task.objects.create(team=team, title=title, stage_key=stage.get("key", ""), created_by=user)
-    log_event(team.run, "updated", "task", task.pk, team=team, actor=user, result={"status": task.status, "new": True})
-    publish_team(team.pk, {"type": "pbl.refresh", "what": "tasks"})
-    return task
-
-
-def move_task(user: User, team: Team, task_id: int, status: str, assign_to_me: bool = False) -> Task:
-    require_member(user, team)
-    require_open(team.run)
-    if status not in TaskStatus.values:
-        raise ValidationError(f"Status must be one of {', '.join(TaskStatus.values)}.")
-    task = team.tasks.filter(pk=task_id).first()
-    if task is None:
-        raise ValidationError("No such task on this board.")
-    task.status = status
-    if assign_to_me or (status == TaskStatus.DOING and task.assignee_id is None):
-        task.assignee = user
-    task.save()
-    log_event(team.run, "updated", "task", task.pk, team=team, actor=user, result={"status": status})
-    publish_team(team.pk, {"type": "pbl.refresh", "what": "tasks"})
-    return task
 
 
 # ---- chat --------------------------------------------------------------------------------
@@ -816,6 +780,7 @@ def workspace_state(user: User, team: Team) -> dict:
         "stage": team.stage,
         "document": document,
         "tasks": list(team.tasks.select_related("assignee").filter(Q(stage_key=document.stage_key) | Q(stage_key=""))),
-        "messages": visible_messages(team),
+        # Not "messages": that name is Django's flash messages in every template.
+        "chat_messages": visible_messages(team),
         "exams": exam_summary(run, user) if user.role == Role.STUDENT else None,
     }

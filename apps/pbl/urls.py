@@ -21,4 +21,5 @@ urlpatterns = [
     path("teams/<int:team_id>/submit/", views.submit_milestone, name="submit_milestone"),
     path("teams/<int:team_id>/summary/", views.summary, name="summary"),
     path("messages/<int:message_id>/", views.message_fragment, name="message"),
+    path("messages/<int:message_id>/action/", views.message_action, name="message_action"),
 ]

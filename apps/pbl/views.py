@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts import services as account_services
 from apps.accounts.models import Cohort, Role
 from apps.accounts.permissions import area_required, has_role
-from apps.pbl import dashboard, events, present, schema, services
+from apps.pbl import board, dashboard, events, present, replies, schema, services
 from apps.pbl.models import ChatMessage, Event, MilestoneSubmission, Project, ProjectRun, Team
 from apps.pbl.orchestrator import THRESHOLD_HELP, thresholds_for
 from apps.pbl.present import message_state
@@ -263,7 +263,7 @@ def workspace(request, team_id: int):
     team = _team(request, team_id)
     state = services.workspace_state(request.user, team)
     versions = services.document_versions(team)[:15]
-    last_id = state["messages"][-1].pk if state["messages"] else 0
+    last_id = state["chat_messages"][-1].pk if state["chat_messages"] else 0
     return render(
         request,
         "pbl/workspace.html",
@@ -295,18 +295,66 @@ def message_fragment(request, message_id: int):
     return render(request, "pbl/workspace.html#message", {"m": message, "state": message_state(message)})
 
 
+MESSAGE_ACTIONS = {
+    "cancel": lambda user, message: replies.cancel_reply(user, message),
+    "retry": lambda user, message: replies.retry_reply(user, message),
+    "helpful": lambda user, message: replies.rate_reply(user, message, True),
+    "not-helpful": lambda user, message: replies.rate_reply(user, message, False),
+}
+
+
+@area_required("pbl")
+@require_POST
+def message_action(request, message_id: int):
+    """Cancel, retry or rate an agent's reply; htmx swaps the bubble with the answer."""
+    message = get_object_or_404(
+        ChatMessage.objects.select_related("team__run__project", "team__run__cohort", "author", "job"), pk=message_id
+    )
+    _team(request, message.team_id)
+    action = MESSAGE_ACTIONS.get(request.POST.get("action", ""))
+    if action is None:
+        raise Http404
+    error = ""
+    try:
+        message = action(request.user, message)
+    except ValidationError as exc:
+        error = _errors(exc)
+    message = ChatMessage.objects.select_related("team__run", "author", "job").get(pk=message.pk)
+    return render(request, "pbl/workspace.html#message", {"m": message, "action_error": error})
+
+
 @area_required("pbl")
 @require_POST
 def task_action(request, team_id: int):
+    """The task board's one form handler: add, move, edit (title, assignee) or delete. htmx
+    swaps the board alone with the result (errors shown on the board); plain posts redirect."""
     team = _team(request, team_id)
+    post, user, error = request.POST, request.user, ""
     try:
-        if request.POST.get("task"):
-            services.move_task(request.user, team, int(request.POST["task"]), request.POST.get("status", ""))
+        task_id = int(post["task"]) if post.get("task") else None
+        op = post.get("op") or ("move" if task_id else "add")
+        if op == "add":
+            board.add_task(user, team, post.get("title", ""))
+        elif task_id is None:
+            raise ValidationError("Which task?")
+        elif op == "move":
+            board.move_task(user, team, task_id, post.get("status", ""))
+        elif op == "edit":
+            board.edit_task(user, team, task_id, title=post.get("title"), assignee=post.get("assignee"))
+        elif op == "delete":
+            board.delete_task(user, team, task_id)
         else:
-            services.add_task(request.user, team, request.POST.get("title", ""))
+            raise ValidationError(f"Unknown task action {op!r}.")
     except (ValidationError, ValueError) as exc:
-        messages.error(request, _errors(exc) if isinstance(exc, ValidationError) else "Bad task.")
-    return redirect("pbl:workspace", team_id=team.pk)
+        error = _errors(exc) if isinstance(exc, ValidationError) else "That task number is not valid."
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("pbl:workspace", team_id=team.pk)
+    state = services.workspace_state(user, team)
+    state.pop("chat_messages")
+    # 200 even for an error: htmx 2 does not swap 4xx answers, and the board shows the error itself.
+    return render(request, "pbl/workspace.html#task-board", {**state, "board_error": error})
 
 
 @area_required("pbl")
@@ -337,7 +385,7 @@ def summary(request, team_id: int):
         {
             "team": team,
             "run": team.run,
-            "state": {k: v for k, v in services.workspace_state(user, team).items() if k != "messages"},
+            "state": {k: v for k, v in services.workspace_state(user, team).items() if k != "chat_messages"},
             "counts": counts,
             "scaffolds": scaffolds,
             "refusals": Event.objects.filter(

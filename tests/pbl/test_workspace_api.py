@@ -194,11 +194,26 @@ def test_tasks(client, team, learners):
     moved = c.patch(
         f"/api/pbl/teams/{team.pk}/tasks/{task['id']}", data={"status": "doing"}, content_type="application/json"
     ).json()
-    assert moved == {"id": task["id"], "status": "doing", "assignee": "omar"}
+    assert moved == {"id": task["id"], "title": "Interview the caretaker", "status": "doing", "assignee": "omar"}
     bad = c.patch(
         f"/api/pbl/teams/{team.pk}/tasks/{task['id']}", data={"status": "lost"}, content_type="application/json"
     )
     assert bad.status_code == 422
+    edited = c.patch(
+        f"/api/pbl/teams/{team.pk}/tasks/{task['id']}",
+        data={"title": "Interview the caretaker on Monday", "assignee": "lena"},
+        content_type="application/json",
+    ).json()
+    assert edited["title"] == "Interview the caretaker on Monday"
+    assert edited["assignee"] == "lena"
+    outsider = c.patch(
+        f"/api/pbl/teams/{team.pk}/tasks/{task['id']}", data={"assignee": "pia"}, content_type="application/json"
+    )
+    assert outsider.status_code == 422
+    assert "not in team" in outsider.json()["detail"]
+    assert c.delete(f"/api/pbl/teams/{team.pk}/tasks/{task['id']}").json() == {"deleted": task["id"]}
+    assert not team.tasks.filter(pk=task["id"]).exists()
+    assert c.delete(f"/api/pbl/teams/{team.pk}/tasks/{task['id']}").status_code == 422
 
 
 def test_exams_grade_and_compute_gain(client, run, team, learners):

@@ -1,6 +1,6 @@
 from django import template
 
-from apps.pbl.present import message_state
+from apps.pbl.present import RETRYABLE_STATES, WAITING_STATES, message_state
 
 register = template.Library()
 
@@ -8,7 +8,13 @@ register = template.Library()
 @register.filter
 def msg_state(message) -> dict:
     state, note = message_state(message)
-    return {"state": state, "note": note, "waiting": state in ("queued", "unavailable", "thinking")}
+    return {
+        "state": state,
+        "note": note,
+        "waiting": state in WAITING_STATES,
+        "retry": state in RETRYABLE_STATES,
+        "streaming": state == "streaming",
+    }
 
 
 @register.filter
@@ -44,3 +50,19 @@ def result_text(result) -> str:
             value = ", ".join(map(str, value)) or "–"
         parts.append(f"{human(key)} {value}")
     return " · ".join(parts)
+
+
+@register.filter
+def explain_event(event) -> str:
+    """The teacher's plain-language line for an event ("" when its result reads as it is)."""
+    from apps.pbl.explain import event_for_teacher
+
+    return event_for_teacher(event)
+
+
+@register.filter
+def learner_reason(event) -> str:
+    """Why a learner got a scaffold, in words for them (never the rule text)."""
+    from apps.pbl.explain import scaffold_for_learner
+
+    return scaffold_for_learner(event.result)
