@@ -24,6 +24,16 @@ class JobCancelled(Exception):  # noqa: N818  (a signal, not an error)
     """Raised inside a task when its user asked to stop."""
 
 
+class JobFailed(Exception):  # noqa: N818  (named like JobCancelled, its sibling)
+    """Raised by a task whose work ended without a useful result (refused, crashed...),
+    so the job is `failed` with a message and a machine-readable result (say its kind),
+    not `succeeded` with an error hidden inside the result."""
+
+    def __init__(self, message: str, result: dict | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 @dataclass(frozen=True)
 class JobKind:
     task_name: str
@@ -175,6 +185,8 @@ def run_job(job_id: int, body: Callable[[Job], Any]) -> None:
         result = body(job)
     except JobCancelled:
         _finish(job, JobStatus.CANCELLED, error="Cancelled by the user.")
+    except JobFailed as exc:
+        _finish(job, JobStatus.FAILED, result=exc.result, error=str(exc))
     except Exception as exc:
         logger.exception("job %s failed", job_id)
         fail_job(job, f"{type(exc).__name__}: {exc}")

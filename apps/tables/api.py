@@ -62,18 +62,39 @@ def workbook_out(workbook) -> dict:
 
 
 def message_out(message: TableMessage) -> dict:
+    """A turn as scripts see it: an honest status (a run that ended without an answer is
+    `failed`, with its kind), what was printed, every candidate, and the failed first try."""
+    result = message.result
+    failure = result.get("failure") or {}
+    output = result.get("output")
+    if output and output.get("type") == "chart":
+        output = {key: value for key, value in output.items() if key != "table"} | {
+            "table": services.display_table(output["table"])
+        }
     return {
         "id": message.pk,
         "mode": message.mode,
-        "status": message.job.status if message.job else "done",
+        "requested_mode": result.get("requested_mode", message.mode),
+        "status": message.job.status if message.job else "succeeded",
+        "failure_kind": failure.get("kind"),
+        "failure": failure.get("words", ""),
         "job_id": message.job_id,
         "text": message.text,
         "code": message.code,
-        "output": message.result.get("output"),
-        "agreement": message.result.get("agreement"),
+        "output": output,
+        "stdout": (result.get("run") or {}).get("stdout", ""),
+        "verified": result.get("verified"),
+        "code_failure": result.get("code_failure"),
+        "agreement": result.get("agreement"),
+        "candidates": result.get("candidates", []),
+        "chosen": result.get("chosen"),
+        "agreeing": result.get("agreeing"),
+        "first_attempt": result.get("first_attempt"),
         "error": message.error or (message.job.error if message.job else ""),
         "version": message.made_version_id,
-        "stream_url": f"/ws/generations/{message.job_id}/?format=json",
+        "stream_url": f"/ws/generations/{message.job_id}/?format=json"
+        if message.job and message.job.kind == "table_ask"
+        else None,
     }
 
 
@@ -115,6 +136,7 @@ def preview(request, sheet_id: int, version: int | None = None, page: int = 1):
 
 class AskIn(Schema):
     question: str
+    mode: str = "auto"  # auto, text, code or both
 
 
 class CodeIn(Schema):
@@ -125,7 +147,17 @@ class CodeIn(Schema):
 def ask(request, sheet_id: int, payload: AskIn):
     sheet = owned_sheet(request, sheet_id)
     try:
-        return Status(201, message_out(assistant.ask(request.auth, sheet, payload.question)))
+        return Status(201, message_out(assistant.ask(request.auth, sheet, payload.question, payload.mode)))
+    except ValidationError as exc:
+        raise HttpError(422, " ".join(exc.messages)) from None
+
+
+@router.post("/tables/sheets/{int:sheet_id}/run", response={201: dict})
+def run_on_sheet(request, sheet_id: int, payload: CodeIn):
+    """Run your own pandas code on the sheet's current version, no question needed."""
+    sheet = owned_sheet(request, sheet_id)
+    try:
+        return Status(201, message_out(assistant.run_code_on_sheet(request.auth, sheet, payload.code)))
     except ValidationError as exc:
         raise HttpError(422, " ".join(exc.messages)) from None
 

@@ -187,7 +187,7 @@ class SandboxLimits:
 @dataclass
 class SandboxResult:
     ok: bool
-    kind: str = ""  # refused, error, timeout, memory, killed
+    kind: str = ""  # refused, syntax, error, timeout, memory, killed
     error: str = ""
     result: dict = field(default_factory=dict)  # {"type": "table", "table": json} or {"type": "value", "value": ...}
     new_df: dict | None = None
@@ -284,8 +284,9 @@ def run_code(
         problems = check_code(code)
         if problems:
             # Broken code is worth a retry with the error; forbidden code is not.
-            kind = "syntax" if problems[0].startswith("Syntax error") else "refused"
-            return SandboxResult(ok=False, kind=kind, error="Refused: " + "; ".join(problems[:5]))
+            if problems[0].startswith("Syntax error"):
+                return SandboxResult(ok=False, kind="syntax", error=problems[0])
+            return SandboxResult(ok=False, kind="refused", error="Refused: " + "; ".join(problems[:5]))
     reply = _sandbox().request(
         {
             "code": code,

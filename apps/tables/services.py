@@ -168,6 +168,12 @@ def display_rows(frame: pd.DataFrame) -> list[list]:
     return frame.astype(object).where(frame.notna(), None).values.tolist()
 
 
+def display_table(table_json: str, rows: int = 50) -> dict:
+    """A result table (sandbox JSON) as columns, rows and a total, for pages and the API."""
+    frame = table_from_json(table_json)
+    return {"columns": [str(c) for c in frame.columns], "rows": display_rows(frame.head(rows)), "total": len(frame)}
+
+
 def column_profile(frame: pd.DataFrame) -> list[dict]:
     return [
         {"name": str(c), "dtype": str(frame[c].dtype), "missing": int(frame[c].isna().sum())} for c in frame.columns
@@ -277,6 +283,41 @@ def diff_frames(old: pd.DataFrame, new: pd.DataFrame, limit: int = 500) -> dict:
         "changed_cells": changed,
         "truncated": len(changed) >= limit,
     }
+
+
+def describe_change(old: pd.DataFrame, new: pd.DataFrame) -> str:
+    """A version's name from what changed ("added column price; removed 2 rows"), not from
+    the question that asked for it."""
+    old_columns, new_columns = [str(c) for c in old.columns], [str(c) for c in new.columns]
+    parts = []
+    added = [c for c in new_columns if c not in old_columns]
+    removed = [c for c in old_columns if c not in new_columns]
+    if len(added) == len(removed) == 1 and len(old) == len(new) and old[removed[0]].equals(new[added[0]]):
+        return f"renamed column {removed[0]} to {added[0]}"
+    if added:
+        parts.append(f"added column{'s' if len(added) > 1 else ''} {', '.join(added[:5])}")
+    if removed:
+        parts.append(f"removed column{'s' if len(removed) > 1 else ''} {', '.join(removed[:5])}")
+    if len(new) > len(old):
+        parts.append(f"added {len(new) - len(old)} row{'s' if len(new) - len(old) > 1 else ''}")
+    elif len(new) < len(old):
+        parts.append(f"removed {len(old) - len(new)} row{'s' if len(old) - len(new) > 1 else ''}")
+    shared = [c for c in new_columns if c in old_columns]
+    if not added and not removed and shared != old_columns:
+        parts.append("reordered columns")
+    if len(new) == len(old) and shared:
+        before, after = old[shared].reset_index(drop=True), new[shared].reset_index(drop=True)
+        same_rows = sorted(map(repr, before.astype(str).values.tolist())) == sorted(
+            map(repr, after.astype(str).values.tolist())
+        )
+        if same_rows and not before.astype(str).equals(after.astype(str)):
+            parts.append("sorted rows")
+        else:
+            changed = [c for c in shared if not before[c].astype(str).equals(after[c].astype(str))]
+            if changed:
+                cells = sum(int((before[c].astype(str) != after[c].astype(str)).sum()) for c in changed)
+                parts.append(f"changed {cells} cell{'s' if cells > 1 else ''} in {', '.join(changed[:5])}")
+    return "; ".join(parts) or "no change"
 
 
 def _plain(value):

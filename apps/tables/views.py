@@ -102,16 +102,24 @@ def workbook_detail(request, workbook_id: int):
 def render_message_context(message: TableMessage) -> dict:
     code_html = highlight(message.code, PythonLexer(), CODE_FORMATTER) if message.code else ""
     output = message.result.get("output") or {}
-    table = None
-    if output.get("type") == "table":
-        frame = services.table_from_json(output["table"])
-        table = {
-            "columns": [str(c) for c in frame.columns],
-            "rows": services.display_rows(frame.head(20)),
-            "total": len(frame),
-        }
+    # A result table, or the aggregated table a chart was drawn from.
+    table = services.display_table(output["table"], rows=20) if output.get("type") in ("table", "chart") else None
     pending = message.job is not None and not message.job.is_finished
-    return {"message": message, "code_html": code_html, "output": output, "table": table, "pending": pending}
+    chosen = message.result.get("chosen")
+    others = [
+        {**candidate, "number": number + 1, "code_html": highlight(candidate["code"], PythonLexer(), CODE_FORMATTER)}
+        for number, candidate in enumerate(message.result.get("candidates", []))
+        if number != chosen
+    ]
+    return {
+        "message": message,
+        "code_html": code_html,
+        "output": output,
+        "table": table,
+        "pending": pending,
+        "others": others,
+        "failure": message.result.get("failure"),
+    }
 
 
 def get_owned_message(user, message_id: int) -> TableMessage:
@@ -126,7 +134,7 @@ def ask(request, workbook_id: int):
     workbook = services.get_owned_workbook(request.user, workbook_id)
     sheet = get_object_or_404(Sheet, pk=int_or_none(request.POST.get("sheet")), workbook=workbook)
     try:
-        reply = assistant.ask(request.user, sheet, request.POST.get("question", ""))
+        reply = assistant.ask(request.user, sheet, request.POST.get("question", ""), request.POST.get("mode", "auto"))
     except ValidationError as exc:
         return render(request, "tables/workbook.html#ask-error", {"error": " ".join(exc.messages)})
     question = workbook.messages.filter(role="user").order_by("-pk").first()
@@ -140,6 +148,11 @@ def ask(request, workbook_id: int):
 @area_required("tables")
 def message_detail(request, message_id: int):
     message = get_owned_message(request.user, message_id)
+    if request.GET.get("poll") and message.job is not None and not message.job.is_finished:
+        # Nothing to swap yet (htmx leaves the turn alone on 204): the token stream inside it
+        # keeps its one socket. Re-rendering it here opened a second socket on every poll,
+        # and each token then arrived once per socket ("importimport pandas pandas").
+        return HttpResponse(status=204)
     return render(request, "tables/workbook.html#chat-message", render_message_context(message))
 
 
@@ -160,9 +173,15 @@ def message_chart(request, message_id: int, image_format: str):
     spec = (message.result.get("output") or {}).get("spec")
     if not spec or message.based_on is None:
         raise Http404("No chart")
-    frame = services.load_version(message.based_on)
     if image_format == "png":
-        response = HttpResponse(assistant.draw_chart(frame, spec, "png"), content_type="image/png")
+        output = message.result["output"]
+        data = services.table_from_json(output["table"]) if "table" in output else None
+        image = (
+            assistant.charts.draw(data, spec, "png")
+            if data is not None
+            else assistant.draw_chart(services.load_version(message.based_on), spec, "png")
+        )
+        response = HttpResponse(image, content_type="image/png")
         response["Content-Disposition"] = f'attachment; filename="chart-{message.pk}.png"'
         return response
     return HttpResponse(message.result.get("chart_svg", ""), content_type="image/svg+xml")

@@ -154,8 +154,11 @@ def test_prompts_follow_tablellm_formats():
     assert "[Table]\n| month | region | units | revenue |" in text
     assert "[Context]\nQuarterly sales." in text
     code = assistant.code_prompt(frame, "Total?")[-1]["content"]
-    assert "Columns: month" in code
-    assert "First rows:" in code
+    assert '- "month": text holding dates' in code  # the schema, one quoted name a line
+    assert '- "region": text, values "North", "South"' in code  # few distinct values are listed
+    assert "First 3 rows as CSV:\n```csv\nmonth,region,units,revenue\n" in code
+    assert "`df` is already loaded" in code
+    assert code.endswith("Total?")  # the question comes last, after the data
 
 
 def test_code_extraction_and_agreement():

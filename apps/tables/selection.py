@@ -1,0 +1,220 @@
+"""Choosing among code candidates by checks a machine can verify (the RewardAgent idea
+from TableLLM's papers, without a learned reward): the code runs, its result is the kind
+of value the question asks for, other candidates reach the same result, and the text
+answer agrees. No check reads the model's prose about itself."""
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from apps.tables.sandbox import table_from_json
+
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+COUNT_WORDS = re.compile(
+    r"\b(how many|how much|number of|count|total|sum|average|mean|median|max(imum)?|min(imum)?|"
+    r"percent(age)?|ratio|difference|std|variance)\b|多少|几|总|平均|数量",
+    re.IGNORECASE,
+)
+NAME_WORDS = re.compile(r"^\s*(which|who|what is the name|name the|what \w+ (has|had|is|was))\b|哪|谁", re.IGNORECASE)
+LIST_WORDS = re.compile(r"\b(list|which \w+s\b|all the|show (me )?(the )?rows|top \d+|every)\b|列出", re.IGNORECASE)
+
+
+def expected_kind(question: str, changes_table: bool) -> str:
+    """What a right answer looks like: 'table' for an edit, else 'list', 'number', 'name' or 'any'."""
+    if changes_table:
+        return "table"
+    if LIST_WORDS.search(question):
+        return "list"
+    if COUNT_WORDS.search(question):
+        return "number"
+    if NAME_WORDS.search(question):
+        return "name"
+    return "any"
+
+
+def result_kind(output: dict) -> str:
+    """The kind of what a run returned: number, name, list, table, version, or none."""
+    kind = output.get("type")
+    if kind == "version":
+        return "table"
+    if kind == "table":
+        frame = table_from_json(output["table"])
+        if frame.shape == (1, 1):
+            return _value_kind(frame.iat[0, 0])
+        return "list" if frame.shape[1] <= 2 else "table"
+    return _value_kind(output.get("value"))
+
+
+def _value_kind(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "none"
+    if isinstance(value, bool):
+        return "name"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list | dict):
+        if len(value) != 1:
+            return "list"
+        return _value_kind(next(iter(value.values() if isinstance(value, dict) else value)))
+    if isinstance(value, str):
+        try:
+            float(value.replace(",", ""))
+        except ValueError:
+            return "name"
+        return "number"
+    return "name"
+
+
+def kind_fits(expected: str, actual: str) -> bool:
+    if actual == "none":
+        return False
+    if expected == "any":
+        return True
+    if expected == "list":
+        return actual in ("list", "table", "name")  # a one-item list may come back as a name
+    if expected == "table":
+        return actual in ("table", "list")
+    return actual == expected
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.4g}") if math.isfinite(value) else value
+
+
+def _canonical_value(value):
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return _round(float(value))
+    if isinstance(value, str):
+        try:
+            return _round(float(value.replace(",", "")))
+        except ValueError:
+            return value.strip().lower()
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _canonical_value(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        items = [_canonical_value(v) for v in value]
+        if len(items) == 1:
+            return items[0]
+        try:
+            return tuple(sorted(items, key=repr))  # order rarely matters for "which ..." answers
+        except TypeError:
+            return tuple(repr(i) for i in items)
+    return repr(value)
+
+
+def _canonical_frame(frame: pd.DataFrame):
+    if frame.shape == (1, 1):
+        return _canonical_value(_plain(frame.iat[0, 0]))
+    if frame.shape[1] == 1 or (frame.shape[1] == 2 and not frame.index.equals(pd.RangeIndex(len(frame)))):
+        return _canonical_value([_plain(v) for v in frame.iloc[:, -1]])
+    rows = [tuple(_canonical_value(_plain(v)) for v in row) for row in frame.itertuples(index=False)]
+    return ("table", tuple(str(c) for c in frame.columns), tuple(rows))
+
+
+def _plain(value):
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def canonical(output: dict, new_table: str | None = None):
+    """A hashable form of a result, so that two candidates that reach the same answer
+    by different code count as agreeing (4.0 == 4, ' North' == 'north', list order)."""
+    if new_table is not None:
+        return _canonical_frame(table_from_json(new_table))
+    if output.get("type") == "table":
+        return _canonical_frame(table_from_json(output["table"]))
+    return _canonical_value(output.get("value"))
+
+
+def text_agrees(key, text: str) -> bool | None:
+    """Whether a text answer states the code's answer. None when they cannot be compared."""
+    if not text or key is None:
+        return None
+    if isinstance(key, float):
+        numbers = [float(n.replace(",", "")) for n in NUMBER.findall(text)]
+        return any(math.isclose(n, key, rel_tol=2e-3, abs_tol=1e-6) for n in numbers)
+    if isinstance(key, str):
+        return key in text.lower()
+    if isinstance(key, tuple) and key and key[0] != "table" and len(key) <= 10:
+        return all(text_agrees(item, text) for item in key)
+    return None
+
+
+@dataclass
+class Candidate:
+    code: str
+    sampled: bool  # False for the greedy (temperature 0) candidate
+    ok: bool = False
+    kind: str = ""  # the sandbox's failure kind, when not ok
+    error: str = ""
+    output: dict = field(default_factory=dict)
+    stdout: str = ""
+    new_table: str | None = None  # the changed df, as table JSON, when the code edited it
+    result_kind: str = ""
+    key: object = None
+    repaired_from: dict | None = None
+
+    def summary(self) -> dict:
+        """What the page and the API show of a candidate."""
+        return {
+            "code": self.code,
+            "ok": self.ok,
+            "kind": self.kind,
+            "error": self.error,
+            "result_kind": self.result_kind,
+            "answer": preview(self.output) if self.ok else None,
+            "stdout": self.stdout,
+            "repaired_from": self.repaired_from,
+        }
+
+
+def preview(output: dict) -> str:
+    if output.get("type") == "table":
+        frame = table_from_json(output["table"])
+        if frame.shape == (1, 1):
+            return str(_plain(frame.iat[0, 0]))
+        return f"a table of {len(frame)} rows × {frame.shape[1]} columns"
+    return json.dumps(output.get("value"), ensure_ascii=False, default=str)[:300]
+
+
+@dataclass
+class Choice:
+    chosen: Candidate | None
+    agreeing: int  # candidates (the chosen one included) with the same result
+    ran: int  # candidates that ran without error
+    fits: bool  # the chosen result is the kind of value the question asks for
+    text_agrees: bool | None
+
+
+def choose(candidates: list[Candidate], expected: str, text: str = "") -> Choice:
+    """The result with the most support: candidates that ran are grouped by their canonical
+    result; a group scores by how many agree, whether its kind fits the question, and
+    whether the text answer states it. Ties go to the group with the greedy candidate."""
+    ran = [c for c in candidates if c.ok]
+    if not ran:
+        return Choice(None, 0, 0, False, None)
+    groups: dict[str, list[Candidate]] = {}
+    for candidate in ran:
+        groups.setdefault(repr(candidate.key), []).append(candidate)
+
+    def score(members: list[Candidate]) -> tuple:
+        first = members[0]
+        fits = kind_fits(expected, first.result_kind)
+        agrees = text_agrees(first.key, text) if expected != "table" else None
+        return (fits, len(members) + (1.5 if agrees else 0), any(not m.sampled for m in members))
+
+    best = max(groups.values(), key=score)
+    chosen = next((m for m in best if not m.sampled), best[0])
+    return Choice(
+        chosen,
+        len(best),
+        len(ran),
+        kind_fits(expected, chosen.result_kind),
+        text_agrees(chosen.key, text) if text and expected != "table" else None,
+    )
