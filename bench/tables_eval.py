@@ -25,7 +25,6 @@ import django  # noqa: E402
 django.setup()
 
 import pandas as pd  # noqa: E402
-from django.conf import settings  # noqa: E402
 
 from apps.inference.backends import GenerationParams  # noqa: E402
 from apps.inference.registry import model_for_role  # noqa: E402
@@ -89,7 +88,7 @@ def main() -> None:
         )
     total = len(cases)
     print(
-        f"\nmodel {model_for_role("assistant").name}, {total} questions over "
+        f"\nmodel {model_for_role('assistant').name}, {total} questions over "
         f"{len({c['table'] for c in cases})} tables, {time.monotonic() - started:.0f} s"
     )
     print(

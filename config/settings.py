@@ -117,7 +117,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
-CELERY_TASK_ROUTES = {"workers.gpu.*": {"queue": "gpu"}, "workers.cpu.*": {"queue": "cpu"}}
+# Queues: `interactive` (answers someone waits for: chat, table answers, agent replies, judge,
+# search, steering), `batch` (SAE training, scoring, parser training, evaluations) and `cpu`
+# (sandbox runs, imports, the sweeper), each with its own workers, so interactive work never
+# waits behind batch work. Each job kind states its queue once (register_job_kind).
+CELERY_TASK_ROUTES = {"workers.cpu.*": {"queue": "cpu"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # How long an unacknowledged task waits before Redis hands it to another worker
     # when its worker vanished entirely.
@@ -180,7 +184,7 @@ MODEL_THREADS = env_int("MODEL_THREADS", 0, minimum=0)
 # The assistant model (apps.inference.registry): served by llama.cpp on loopback (`make up` runs
 # apps.inference.serve), or by any OpenAI-compatible server (vLLM) when OPENAI_BASE_URL is set.
 ASSISTANT_MODEL_NAME = env_str("ASSISTANT_MODEL_NAME", "qwen2.5-coder-1.5b")
-ASSISTANT_CONTEXT_LENGTH = env_int("ASSISTANT_CONTEXT_LENGTH", 8192, minimum=512)
+ASSISTANT_CONTEXT_LENGTH = env_int("ASSISTANT_CONTEXT_LENGTH", 4096, minimum=512)  # tokens per slot
 LLAMA_SERVER_HOST = env_str("LLAMA_SERVER_HOST", "127.0.0.1")
 LLAMA_SERVER_PORT = env_int("LLAMA_SERVER_PORT", 8091, minimum=1)
 LLAMA_SERVER_URL = f"http://{LLAMA_SERVER_HOST}:{LLAMA_SERVER_PORT}/v1"

@@ -1,9 +1,12 @@
+import os
+
 import pytest
 import redis
 from django.conf import settings
 
 from tests.factories import TEST_PASSWORD, CohortFactory, UserFactory
-from tests.live import start_stack
+from tests.live import free_port, start_stack
+from tests.llama import reuse_llama, start_llama
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -52,8 +55,36 @@ def client_for(client):
 
 
 @pytest.fixture(scope="session")
-def live_stack_session(django_db_setup, django_db_blocker, tmp_path_factory):
-    """Real daphne + a real Celery worker against the test database, once per session."""
+def assistant_server(tmp_path_factory):
+    """The real llama.cpp server with the real assistant model, once per session. This process
+    and every process started after it (live stacks) reach it as the `assistant` role."""
+    from django.core.management import call_command
+
+    from apps.inference.registry import all_models
+
+    reuse = os.environ.get("ATRIUM_TEST_LLAMA_URL")
+    if reuse:
+        server = reuse_llama(reuse)
+    else:
+        call_command("prepare_models", model=[settings.ASSISTANT_MODEL_NAME])  # joined once under var/models
+        server = start_llama(tmp_path_factory.mktemp("llama"), free_port())
+    saved = {key: os.environ.get(key) for key in server.env()}
+    os.environ.update(server.env())
+    settings.LLAMA_SERVER_URL, settings.OPENAI_BASE_URL = server.url, ""
+    all_models.cache_clear()
+    yield server
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def live_stack_session(django_db_setup, django_db_blocker, tmp_path_factory, assistant_server):
+    """Real daphne + a real Celery worker against the test database, once per session; the
+    worker reaches the session's llama.cpp server as the assistant."""
     from django.core.management import call_command
 
     call_command("prepare_models", model=["smollm2-135m"])  # converted once, cached under var/models

@@ -62,7 +62,9 @@ class Worker:
                 self.process.wait()
 
 
-def start_worker(log_dir: Path, queues: str = "cpu,gpu", concurrency: int = 1, name: str = "test") -> Worker:
+def start_worker(
+    log_dir: Path, queues: str = "cpu,interactive,batch", concurrency: int = 1, name: str = "test"
+) -> Worker:
     log_path = log_dir / f"worker-{name}.log"
     process = subprocess.Popen(
         [
@@ -149,5 +151,8 @@ def start_stack(log_dir: Path) -> LiveStack:
         if web.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"daphne did not start:\n{web_log.read_text()[-3000:]}")
         time.sleep(0.2)
-    worker = start_worker(log_dir)
-    return LiveStack(url=url, web=web, worker=worker, log_dir=log_dir)
+    # As in `make up`: batch work (SAE training, scoring, parser training) has its own worker,
+    # so interactive work never waits behind it.
+    worker = start_worker(log_dir, queues="cpu,interactive", concurrency=2)
+    batch = start_worker(log_dir, queues="batch", concurrency=1, name="batch")
+    return LiveStack(url=url, web=web, worker=worker, log_dir=log_dir, extra_workers=[batch])

@@ -27,6 +27,7 @@ class GenerationOut(Schema):
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    trimmed_messages: int
     tokens_per_second: float | None
     time_to_first_token_ms: float | None
     stream_url: str
@@ -51,6 +52,7 @@ def generation_out(generation: Generation) -> dict:
         "prompt_tokens": generation.prompt_tokens,
         "completion_tokens": generation.completion_tokens,
         "finish_reason": generation.finish_reason,
+        "trimmed_messages": generation.trimmed_messages,
         "tokens_per_second": generation.tokens_per_second,
         "time_to_first_token_ms": generation.time_to_first_token_ms,
         "stream_url": f"/ws/generations/{job.pk}/?format=json",

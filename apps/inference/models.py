@@ -18,6 +18,8 @@ class Generation(models.Model):
     time_to_first_token_ms = models.FloatField(null=True, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
     finish_reason = models.CharField(max_length=20, blank=True)  # stop, length, cancelled, error
+    # Earlier messages left out so the conversation fits the model's context (shown to the user).
+    trimmed_messages = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"generation for job {self.job_id} ({self.model_name})"

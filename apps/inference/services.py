@@ -23,7 +23,7 @@ from apps.inference.backends import (
     get_backend,
 )
 from apps.inference.models import Generation
-from apps.inference.registry import all_models, converted_dir, get_model
+from apps.inference.registry import all_models, converted_dir, get_model, roles_of
 from apps.jobs.events import send_to_group
 from apps.jobs.models import Job, job_group
 from apps.jobs.services import JobCancelled, JobKind, create_job, register_job_kind, report_progress
@@ -37,7 +37,7 @@ MAX_PROMPT_CHARS = 200_000
 HEARTBEAT_SECONDS = 2.0
 CANCEL_CHECK_SECONDS = 0.25
 
-register_job_kind(GENERATION_KIND, JobKind("workers.gpu.generate", "gpu"))
+register_job_kind(GENERATION_KIND, JobKind("workers.gpu.generate", "interactive"))
 
 PARAM_NAMES = {field.name for field in fields(GenerationParams)}
 
@@ -122,6 +122,9 @@ def request_generation(
     if total_chars > MAX_PROMPT_CHARS:
         raise PromptTooLong(f"The prompt has {total_chars} characters; the limit is {MAX_PROMPT_CHARS}")
     generation_params = build_params(spec, params)
+    trimmed = 0
+    if messages is not None:
+        messages, trimmed = fit_messages(spec, messages, generation_params.max_tokens)
     prompt_tokens = estimate_prompt_tokens(spec, messages, prompt or "")
     if prompt_tokens + generation_params.max_tokens > spec.context_length:
         raise PromptTooLong(
@@ -137,8 +140,23 @@ def request_generation(
             prompt=prompt or "",
             params=asdict(generation_params),
             prompt_tokens=prompt_tokens,
+            trimmed_messages=trimmed,
         )
     return job
+
+
+def fit_messages(spec: ModelSpec, messages: list[dict], max_tokens: int) -> tuple[list[dict], int]:
+    """The conversation cut to fit `spec`'s context with room for `max_tokens`: the oldest
+    messages after the system prompt go first, the last message always stays. Returns the
+    messages and how many were left out, so callers can say so rather than fail."""
+    budget = spec.context_length - max_tokens
+    system = [message for message in messages[:1] if message["role"] == "system"]
+    rest = messages[len(system) :]
+    dropped = 0
+    while len(rest) > 1 and estimate_prompt_tokens(spec, system + rest, "") > budget:
+        rest = rest[1:]
+        dropped += 1
+    return system + rest, dropped
 
 
 LOADED_MODELS_KEY = "atrium:loaded-models"
@@ -169,12 +187,31 @@ def loaded_models() -> dict[str, list[str]]:
     return where
 
 
+def server_is_up(spec: ModelSpec) -> bool:
+    """Whether the OpenAI-compatible server serving `spec` answers its model list."""
+    import httpx
+
+    try:
+        return httpx.get(spec.base_url.rstrip("/") + "/models", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def model_statuses() -> list[dict]:
+    """Each model with its roles, where it runs and whether it is ready to answer."""
     loaded = loaded_models()
     rows = []
     for spec in all_models().values():
-        ready = spec.backend != "transformers" or (converted_dir(spec) / CONVERTED_MARKER).exists()
-        rows.append({"spec": spec, "ready": ready, "loaded_in": loaded.get(spec.name, [])})
+        if spec.backend == "transformers":
+            ready = (converted_dir(spec) / CONVERTED_MARKER).exists()
+            where = ", ".join(loaded.get(spec.name, [])) or "transformers, in the worker that needs it"
+        else:
+            ready = server_is_up(spec)
+            where = f"OpenAI-compatible server at {spec.base_url}"
+        rows.append(
+            {"spec": spec, "ready": ready, "loaded_in": loaded.get(spec.name, []), "roles": roles_of(spec.name),
+             "where": where}
+        )
     return rows
 
 

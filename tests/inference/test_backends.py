@@ -129,12 +129,6 @@ def test_local_folder_without_a_model(tmp_path):
         ensure_converted(spec, tmp_path)
 
 
-def test_vllm_backend_says_it_is_not_installed():
-    spec = ModelSpec(name="big", backend="vllm", source="/models/big", context_length=4096)
-    with pytest.raises(InferenceError, match="vllm is not installed"):
-        get_backend(spec, MODELS_DIR, "cuda")
-
-
 def test_unknown_backend():
     spec = ModelSpec(name="odd", backend="carrier-pigeon", source="", context_length=1)
     with pytest.raises(InferenceError, match="Unknown backend"):

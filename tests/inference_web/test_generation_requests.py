@@ -13,7 +13,7 @@ HELLO = [{"role": "user", "content": "Hello"}]
 def test_request_creates_job_and_generation_with_merged_params(researcher):
     job = services.request_generation(researcher, "smollm2-135m", messages=HELLO, params={"max_tokens": 16})
     generation = Generation.objects.get(job=job)
-    assert job.queue == "gpu"
+    assert job.queue == "interactive"
     assert generation.params["max_tokens"] == 16
     assert generation.params["repetition_penalty"] == 1.2  # the model's default
     assert generation.prompt_tokens > 0

@@ -204,7 +204,7 @@ def test_train_search_steer_views_start_gpu_jobs(client_for, researcher, stored_
     )
     sae = SAE.objects.get(layer=4)
     assert response.url == f"/lingualens/saes/{sae.slug}/"
-    assert sae.job.queue == "gpu"
+    assert sae.job.queue == "batch"
     assert sae.job.kind == "lingualens.train"
     response = client.post("/lingualens/train/", {"corpus": corpus.pk, "layer": 4, "width": 64, "k": 64}, follow=True)
     assert "k must be smaller than the width" in response.content.decode()
@@ -227,8 +227,8 @@ def test_train_search_steer_views_start_gpu_jobs(client_for, researcher, stored_
     run = SteeringRun.objects.get()
     assert response.url == f"/lingualens/steer/{run.job_id}/"
     assert run.interventions == [
-        {"index": 3, "strength": 10.0, "mode": "add"},
-        {"index": 5, "strength": 0.0, "mode": "set"},
+        {"index": 3, "strength": 10.0, "mode": "add", "scale": 3.0},  # its top context peaks at 3.0
+        {"index": 5, "strength": 0.0, "mode": "set", "scale": None},  # no statistics: ablating needs none
     ]
     page = client.get(response.url).content.decode()
     assert f'ws-connect="/ws/lingualens/steering/{run.job_id}/"' in page
@@ -322,7 +322,7 @@ def test_api_saes_latents_search_steer(client_for, researcher, stored_sae):
         content_type="application/json",
     )
     assert steer.status_code == 202
-    assert client.get(f"/api/lingualens/steer/{steer.json()['job_id']}").json()["interventions"][0]["strength"] == 10
+    assert client.get(f"/api/lingualens/steer/{steer.json()['job_id']}").json()["interventions"][0]["strength"] == 2
     score = client.post("/api/lingualens/saes/l6-w16-k4/score", {"feature_ids": [1]}, content_type="application/json")
     assert score.status_code == 202
 

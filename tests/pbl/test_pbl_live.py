@@ -170,7 +170,7 @@ def test_model_worker_down_keeps_the_message_and_answers_later(world, settings):
 
     team, (lena, _omar) = world["team"], world["learners"]
     api = world["client"](lena)
-    app.control.cancel_consumer("gpu", reply=True, timeout=5)
+    app.control.cancel_consumer("interactive", reply=True, timeout=5)
     try:
         message_id = ask(api, team.pk, "@Nova what is a nitrate?")
         time.sleep(settings.PBL_AGENT_UNAVAILABLE_AFTER_SECONDS + 1)
@@ -179,7 +179,7 @@ def test_model_worker_down_keeps_the_message_and_answers_later(world, settings):
         assert "kept" in messages[message_id]["note"]
         assert any(m["text"] == "@Nova what is a nitrate?" for m in messages.values())
     finally:
-        app.control.add_consumer("gpu", reply=True, timeout=5)
+        app.control.add_consumer("interactive", reply=True, timeout=5)
     reply = wait_reply(api, team.pk, message_id)
     assert reply["status"] in ("done", "guided")
     assert reply["text"]

@@ -48,10 +48,7 @@ def _create(spec: ModelSpec, models_dir: Path, device: str, threads: int | None)
         from apps.inference.backends.openai_backend import OpenAIBackend
 
         return OpenAIBackend(spec)
-    if spec.backend == "vllm":
-        from apps.inference.backends.vllm_backend import VLLMBackend
-
-        return VLLMBackend(spec)
+    # vLLM is reached through its OpenAI-compatible server (backend "openai"), not in process.
     raise ModelNotFound(f"Unknown backend {spec.backend!r} for model {spec.name}")
 
 

@@ -33,7 +33,7 @@ class ModelSpec:
     """What the registry knows about one model."""
 
     name: str
-    backend: str  # "transformers" | "openai" | "vllm"
+    backend: str  # "transformers" | "openai" (llama.cpp, vLLM, hosted)
     source: str  # transformers: "gguf-package:<module>/<file>", "gguf-gemma3" or a local folder
     context_length: int
     languages: tuple[str, ...] = ("en",)

@@ -1,17 +1,53 @@
-"""Any OpenAI-compatible server: vLLM's `vllm serve`, llama.cpp's server, a hosted API,
-or Atrium's own /v1."""
+"""Any OpenAI-compatible server: llama.cpp's server (the assistant on `make up`), vLLM's
+`vllm serve` (the assistant on GPUs), a hosted API, or Atrium's own /v1.
 
+Cancellation: closing a stream closes its HTTP connection, and llama.cpp and vLLM both stop
+generating for a request whose client went away."""
+
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from apps.inference.backends.base import (
     GenerationParams,
     InferenceError,
     ModelSpec,
+    PromptTooLong,
     StopCheck,
     check_json_request,
     parse_json_answer,
 )
+
+# How servers say a prompt does not fit (llama.cpp: "exceeds the available context size";
+# vLLM: "maximum context length").
+CONTEXT_OVERFLOW_WORDS = ("context size", "context length", "exceed_context_size")
+
+
+@dataclass
+class ChatResult:
+    """One whole (not streamed) chat answer with what the server reported about it."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # One entry per generated token: (token text, its log-probability, {alternative: log-prob}).
+    logprobs: list[tuple[str, float, dict[str, float]]] = field(default_factory=list)
+
+    def mean_entropy(self) -> float | None:
+        """Mean entropy (nats) of the next-token distribution over the top alternatives: a cheap
+        uncertainty signal (high = the model was unsure). None without log-probabilities."""
+        if not self.logprobs:
+            return None
+        total = 0.0
+        for _token, _logprob, alternatives in self.logprobs:
+            probs = [math.exp(value) for value in alternatives.values()]
+            mass = sum(probs)
+            if mass <= 0:
+                continue
+            total -= sum(p / mass * math.log(p / mass) for p in probs if p > 0)
+        return total / len(self.logprobs)
 
 
 def _request_params(params: GenerationParams) -> dict:
@@ -27,14 +63,17 @@ def _request_params(params: GenerationParams) -> dict:
 
 
 class OpenAIBackend:
-    def __init__(self, spec: ModelSpec, timeout: float = 120.0) -> None:
+    def __init__(self, spec: ModelSpec, timeout: float = 120.0, max_retries: int = 2) -> None:
         import openai
 
         self.spec = spec
-        # APIError covers connection failures, timeouts and 4xx/5xx answers (APIStatusError).
-        self._errors = (openai.APIError,)
+        import httpx
+
+        # APIError covers connection failures, timeouts and 4xx/5xx answers (APIStatusError);
+        # a connection lost in the middle of a stream surfaces as httpx's own error.
+        self._errors = (openai.APIError, httpx.HTTPError)
         self.client = openai.OpenAI(
-            base_url=spec.base_url, api_key=spec.api_key or "none", timeout=timeout, max_retries=1
+            base_url=spec.base_url, api_key=spec.api_key or "none", timeout=timeout, max_retries=max_retries
         )
         self.model = spec.remote_model or spec.name
 
@@ -44,7 +83,12 @@ class OpenAIBackend:
         where = f"{self.spec.base_url} ({self.model})"
         if isinstance(exc, openai.APIConnectionError):  # refused, DNS, TLS, timeout
             return InferenceError(f"Cannot reach the model server at {where}: {exc}")
+        if not isinstance(exc, openai.APIError):  # the connection broke mid-stream
+            return InferenceError(f"Lost the connection to the model server at {where}: {exc!r}")
         status = getattr(exc, "status_code", None)
+        message = str(getattr(exc, "message", exc))
+        if status == 400 and any(word in message.lower() for word in CONTEXT_OVERFLOW_WORDS):
+            return PromptTooLong(f"The conversation is too long for {self.model}'s context: {message}")
         if status:
             return InferenceError(f"The model server at {where} answered {status}: {getattr(exc, 'message', exc)}")
         # An error event inside a stream, or an answer the client could not read.
@@ -146,5 +190,48 @@ class OpenAIBackend:
             raise self._fail(exc) from None
         return parse_json_answer(reply.choices[0].message.content or "", target)
 
+    def chat_result(self, messages: list[dict], params: GenerationParams, top_logprobs: int = 0) -> ChatResult:
+        """The whole answer at once, with token counts and, when asked, each token's
+        log-probability and its `top_logprobs` alternatives (llama.cpp and vLLM both give them)."""
+        params.validate()
+        extra: dict[str, Any] = {"logprobs": True, "top_logprobs": top_logprobs} if top_logprobs else {}
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.model, messages=messages, **_request_params(params), **extra
+            )
+        except self._errors as exc:
+            raise self._fail(exc) from None
+        choice = reply.choices[0]
+        logprobs = []
+        if top_logprobs and choice.logprobs and choice.logprobs.content:
+            logprobs = [
+                (item.token, item.logprob, {alt.token: alt.logprob for alt in item.top_logprobs or []})
+                for item in choice.logprobs.content
+            ]
+        usage = reply.usage
+        return ChatResult(
+            text=choice.message.content or "",
+            finish_reason=choice.finish_reason or "stop",
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            logprobs=logprobs,
+        )
+
     def count_tokens(self, text: str) -> int:
-        return max(1, len(text) // 4)  # the server's tokenizer is not at hand; an estimate
+        """Tokens by the server's own tokenizer (llama.cpp's and vLLM's /tokenize); an estimate
+        where the server has none (hosted APIs)."""
+        import httpx
+
+        root = self.spec.base_url.rstrip("/").removesuffix("/v1")
+        for body in ({"content": text}, {"model": self.model, "prompt": text}):  # llama.cpp, vLLM
+            try:
+                answer = httpx.post(f"{root}/tokenize", json=body, timeout=10)
+                if answer.status_code == 200:
+                    data = answer.json()
+                    if "tokens" in data:
+                        return len(data["tokens"])
+                    if "count" in data:
+                        return int(data["count"])
+            except (httpx.HTTPError, ValueError):
+                break
+        return max(1, len(text) // 3)
