@@ -12,8 +12,9 @@ from ninja.files import UploadedFile
 from apps.accounts.api_area import area_auth
 from apps.accounts.permissions import can_view_owned
 from apps.core.errors import Conflict
-from apps.lingualens import services
+from apps.lingualens import services, steering
 from apps.lingualens.models import SAE, Corpus, CounterfactualPair, FeatureScore, LinguisticFeature, SteeringRun
+from apps.lingualens.steering import DEFAULT_STRENGTH
 
 router = Router(tags=["lingualens"], auth=area_auth("lingualens"))
 
@@ -63,7 +64,7 @@ class SearchIn(Schema):
 
 class Intervention(Schema):
     index: int
-    strength: float = 10.0
+    strength: float = DEFAULT_STRENGTH  # multiples of the latent's typical top activation
     mode: str = "add"
 
 
@@ -74,7 +75,7 @@ class SteerIn(Schema):
     seed: int = 0
     max_tokens: int = 40
     temperature: float = 0.7
-    normalize: bool = False  # raw decoder direction: strength in units of the latent activation
+    normalize: bool = False  # on: a unit-length direction and a raw strength (no latent scale)
 
 
 def pair_out(pair: CounterfactualPair) -> dict:
@@ -369,7 +370,7 @@ def search(request, data: SearchIn):
 
 @router.post("/lingualens/steer", response={202: dict})
 def steer(request, data: SteerIn):
-    run = services.start_steering(
+    run = steering.start_steering(
         request.auth,
         get_sae(data.sae),
         data.prompt,

@@ -620,17 +620,25 @@ def search_sentence(backend, sae: SAE, sentence: str, top: int = 5) -> dict:
 
 
 def steering_hook(model: sae_lib.TopKSAE, interventions: list[dict], normalize: bool):
+    """Edit the residual stream after the SAE's layer. Strengths are multiples of each latent's
+    scale (its typical top activation, recorded on the run by steering.with_scales): "add" adds
+    strength x scale of the decoder direction at every position, "set" moves the latent to
+    strength x scale (0 ablates). With `normalize`, "add" uses a unit-length direction and the
+    strength as it is (the raw control)."""
+
     def edit(hidden: torch.Tensor) -> torch.Tensor:
         out = hidden
         for item in interventions:
             direction = model.W_dec[item["index"]].to(hidden.dtype)
+            # Runs queued before strengths had a scale meant raw activation units (scale 1).
+            scale = item.get("scale", 1.0) or 0.0
             if item["mode"] == "set":  # set the latent to a value: change its contribution exactly
                 current = model.encode(hidden.float())[..., item["index"] : item["index"] + 1].to(hidden.dtype)
-                out = out + (item["strength"] - current) * direction
-            else:  # additive along the decoder direction
-                if normalize:
-                    direction = direction / direction.norm().clamp(1e-8)
-                out = out + item["strength"] * direction
+                out = out + (item["strength"] * scale - current) * direction
+            elif normalize:  # raw strength along the unit-length decoder direction
+                out = out + item["strength"] * direction / direction.norm().clamp(1e-8)
+            else:  # the latent firing at strength x its typical top activation, everywhere
+                out = out + item["strength"] * scale * direction
         return out
 
     return keep_first(edit)

@@ -29,7 +29,6 @@ from apps.lingualens.models import (
     Latent,
     LinguisticFeature,
     RunStatus,
-    SteeringRun,
     check_pair,
 )
 
@@ -37,11 +36,13 @@ TRAIN_KIND = "lingualens.train"
 SCORE_KIND = "lingualens.score"
 SEARCH_KIND = "lingualens.search"
 STEER_KIND = "lingualens.steer"
-for _kind, _task in [
-    (TRAIN_KIND, "workers.lingualens.train"),
-    (SCORE_KIND, "workers.lingualens.score"),
-    (SEARCH_KIND, "workers.lingualens.search"),
-    (STEER_KIND, "workers.lingualens.steer"),
+# Training and scoring run for minutes on the batch queue; search and steering are answers a
+# researcher waits for, on the interactive queue, so they never wait behind training.
+for _kind, _task, _queue in [
+    (TRAIN_KIND, "workers.lingualens.train", "batch"),
+    (SCORE_KIND, "workers.lingualens.score", "batch"),
+    (SEARCH_KIND, "workers.lingualens.search", "interactive"),
+    (STEER_KIND, "workers.lingualens.steer", "interactive"),
 ]:
     register_job_kind(_kind, JobKind(_task, "gpu"))
 
@@ -384,7 +385,7 @@ def model_dims(model_name: str) -> tuple[int, int] | None:
     return (int(layers), int(width)) if layers and width else None
 
 
-def _int(value, name: str, low: int, high: int) -> int:
+def int_in_range(value, name: str, low: int, high: int) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -415,14 +416,14 @@ def start_training(
     model_name = check_model(model_name)
     dims = model_dims(model_name)
     n_layers, d_model = dims or (64, 640)
-    layer = _int(layer, "layer", 0, n_layers - 1)
-    width = _int(width, "width", 16, 16384)
-    k = _int(k, "k", 1, 256)
+    layer = int_in_range(layer, "layer", 0, n_layers - 1)
+    width = int_in_range(width, "width", 16, 16384)
+    k = int_in_range(k, "k", 1, 256)
     if k >= width:
         raise LensInputError("k must be smaller than the width")
-    training_tokens = _int(training_tokens, "training tokens", 1000, 5_000_000)
-    max_texts = _int(max_texts, "texts", 1, 100_000)
-    max_tokens_per_text = _int(max_tokens_per_text, "tokens per text", 4, 512)
+    training_tokens = int_in_range(training_tokens, "training tokens", 1000, 5_000_000)
+    max_texts = int_in_range(max_texts, "texts", 1, 100_000)
+    max_tokens_per_text = int_in_range(max_tokens_per_text, "tokens per text", 4, 512)
     tokens = min(max_texts, len(corpus.texts)) * max_tokens_per_text
     if tokens > MAX_RUN_TOKENS:
         # The worker holds a run's activations in memory while collecting and training.
@@ -494,9 +495,9 @@ def start_scoring(
     params = {
         "sae_id": sae.pk,
         "feature_ids": feature_ids,
-        "max_pairs": _int(max_pairs, "pairs", 1, 200),
-        "fic_latents": _int(fic_latents, "FIC latents", 0, 10),
-        "fic_pairs": _int(fic_pairs, "FIC pairs", 1, 100),
+        "max_pairs": int_in_range(max_pairs, "pairs", 1, 200),
+        "fic_latents": int_in_range(fic_latents, "FIC latents", 0, 10),
+        "fic_pairs": int_in_range(fic_pairs, "FIC pairs", 1, 100),
     }
     return create_job(user, SCORE_KIND, params)
 
@@ -510,69 +511,6 @@ def start_search(user, sae: SAE, sentence: str) -> Job:
     if not sae_dir(sae).joinpath("cfg.json").exists():
         raise LensInputError("this SAE has no trained weights yet")
     return create_job(user, SEARCH_KIND, {"sae_id": sae.pk, "sentence": sentence})
-
-
-def parse_interventions(raw) -> list[dict]:
-    """[{"index": i, "strength": s, "mode": "add"|"set"}] from a list or "12:10, 40:set=3" text."""
-    if isinstance(raw, str):
-        items = []
-        for part in filter(None, (p.strip() for p in raw.split(","))):
-            index, _colon, value = part.partition(":")
-            mode = "set" if value.strip().startswith("set=") else "add"
-            value = value.strip().removeprefix("set=") or "10"
-            items.append({"index": index.strip(), "strength": value, "mode": mode})
-        raw = items
-    if not isinstance(raw, list) or not raw:
-        raise LensInputError("pick at least one latent to steer with (e.g. 12:10 or 12:set=0)")
-    cleaned = []
-    for item in raw[:8]:
-        if not isinstance(item, dict):
-            raise LensInputError("each intervention is {index, strength, mode}")
-        mode = item.get("mode", "add")
-        if mode not in ("add", "set"):
-            raise LensInputError('mode must be "add" or "set"')
-        try:
-            index = int(item.get("index"))
-            strength = float(item.get("strength", 10))
-        except (TypeError, ValueError):
-            raise LensInputError("latent index must be a whole number and strength a number") from None
-        if not -1000 <= strength <= 1000:
-            raise LensInputError("strength must be between -1000 and 1000")
-        cleaned.append({"index": index, "strength": strength, "mode": mode})
-    return cleaned
-
-
-def start_steering(
-    user, sae: SAE, prompt: str, interventions, seed=0, max_tokens=40, temperature=0.7, normalize: bool = False
-) -> SteeringRun:
-    prompt = (prompt or "").strip()
-    if not prompt or len(prompt) > 2000:
-        raise LensInputError("the prompt must have 1 to 2000 characters")
-    cleaned = parse_interventions(interventions)
-    for item in cleaned:
-        if not 0 <= item["index"] < sae.width:
-            raise LensInputError(f"latent {item['index']} is out of range (the SAE has {sae.width} latents)")
-    seed = _int(seed, "seed", 0, 2**31 - 1)
-    max_tokens = _int(max_tokens, "max tokens", 1, 200)
-    try:
-        temperature = float(temperature)
-    except (TypeError, ValueError):
-        raise LensInputError("temperature must be a number") from None
-    if not 0 <= temperature <= 2:
-        raise LensInputError("temperature must be between 0 and 2")
-    with transaction.atomic():
-        job = create_job(user, STEER_KIND, {"sae_id": sae.pk})
-        return SteeringRun.objects.create(
-            owner=user,
-            job=job,
-            sae=sae,
-            prompt=prompt,
-            interventions=cleaned,
-            normalize=normalize,
-            seed=seed,
-            max_tokens=max_tokens,
-            temperature=temperature,
-        )
 
 
 # ---- reading ------------------------------------------------------------------------------

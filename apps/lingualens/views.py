@@ -13,7 +13,7 @@ from django_htmx.http import HttpResponseClientRefresh
 from apps.accounts.permissions import area_required, can_view_owned
 from apps.jobs.models import Job
 from apps.jobs.services import queue_position
-from apps.lingualens import plots, services
+from apps.lingualens import plots, services, steering
 from apps.lingualens.models import (
     SAE,
     ActivationRun,
@@ -471,7 +471,7 @@ def steer(request):
         try:
             if sae is None:
                 raise services.LensInputError("pick a trained SAE")
-            run = services.start_steering(
+            run = steering.start_steering(
                 request.user,
                 sae,
                 request.POST.get("prompt"),
@@ -483,13 +483,22 @@ def steer(request):
             )
         except services.LensInputError as exc:
             messages.error(request, f"Not started: {exc}.")
-            return render(request, "lingualens/steer.html", {"saes": saes, "typed": request.POST}, status=400)
+            return render(
+                request,
+                "lingualens/steer.html",
+                {"saes": saes, "typed": request.POST, "default_strength": f"{steering.DEFAULT_STRENGTH:g}"},
+                status=400,
+            )
         return redirect("lingualens:steer_run", job_id=run.job_id)
     typed = {"interventions": request.GET.get("latent", ""), "sae": request.GET.get("sae", "")}
     if typed["interventions"]:
-        typed["interventions"] += ":10"
+        typed["interventions"] += f":{steering.DEFAULT_STRENGTH:g}"
     recent = SteeringRun.objects.filter(owner=request.user).select_related("sae")[:10]
-    return render(request, "lingualens/steer.html", {"saes": saes, "typed": typed, "recent": recent})
+    return render(
+        request,
+        "lingualens/steer.html",
+        {"saes": saes, "typed": typed, "recent": recent, "default_strength": f"{steering.DEFAULT_STRENGTH:g}"},
+    )
 
 
 @area_required(AREA)
