@@ -31,7 +31,8 @@ def test_login_logout_round_trip(client, student, password):
     assert response.status_code == 302
     assert client.get("/").status_code == 200
     client.post("/accounts/logout/")
-    assert client.get("/").status_code == 302
+    assert 'id="landing-login"' in client.get("/").content.decode()  # signed out: the landing page
+    assert client.get("/jobs/").status_code == 302
 
 
 def test_password_change(client_for, student, password):
