@@ -31,6 +31,10 @@ def noun_label(label: str) -> bool:
 
 def plural(noun: str) -> str:
     """English plural of a concept label ("city" -> "cities", "country" -> "countries")."""
+    for joint in (" with ", " of ", " in "):  # "city with millions of inhabitants" -> "cities with ..."
+        if joint in noun:
+            first, _, rest = noun.partition(joint)
+            return f"{plural(first)}{joint}{rest}"
     head, _, last = noun.rpartition(" ")
     if re.search(r"[^aeiou]y$", last):
         last = last[:-1] + "ies"

@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 
 from apps.inference.embeddings import embed
+from apps.kbqa import cues
 from apps.kbqa.questions import Ontology, parse_sketch, quantity_text
 from apps.kbqa.services import FUNCTIONS, StepError, execute_step
+from apps.kbqa.sketches import SketchClassifier, fit_sketch_model
 
 BEAM_WIDTH = 6
-TOP_SKETCHES = 5
 PER_ROLE = 4  # candidates per argument role that enter the beam
 SHOWN_PRUNED = 3
 MIN_SIMILARITY = 0.05
@@ -87,6 +88,7 @@ GREATER_CUES = ("greater", "more", "larger", "higher", "above", "over", "exceed"
 LESS_CUES = ("less", "smaller", "lower", "below", "under", "fewer", "shorter", "lighter")
 LARGEST_CUES = ("largest", "highest", "greatest", "biggest", "most", "maximum", "longest", "heaviest")
 SMALLEST_CUES = ("smallest", "lowest", "least", "fewest", "minimum", "shortest", "lightest")
+CUE_WORDS = set(GREATER_CUES + LESS_CUES + LARGEST_CUES + SMALLEST_CUES) | {"before", "after", "since", "when"}
 NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
 WORD = re.compile(r"[\w'\-/.]+", re.UNICODE)
 
@@ -95,49 +97,9 @@ WORD = re.compile(r"[\w'\-/.]+", re.UNICODE)
 # Sketch parser (over the packaged all-MiniLM-L6-v2 embeddings of apps.inference.embeddings)
 
 
-@dataclass
-class SketchClassifier:
-    classes: list[str]
-    coef: np.ndarray  # (classes, 384)
-    intercept: np.ndarray  # (classes,)
-
-    @classmethod
-    def from_json(cls, data: dict) -> SketchClassifier:
-        return cls(data["classes"], np.asarray(data["coef"], dtype=np.float32), np.asarray(data["intercept"]))
-
-    def as_json(self) -> dict:
-        return {"classes": self.classes, "coef": self.coef.round(5).tolist(), "intercept": self.intercept.tolist()}
-
-    def predict(self, embeddings: np.ndarray) -> np.ndarray:
-        """Class probabilities, one row per embedding."""
-        logits = embeddings @ self.coef.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
-
-    def top(
-        self, embedding: np.ndarray, k: int = TOP_SKETCHES, prior: Callable[[str], float] | None = None
-    ) -> list[tuple[str, float]]:
-        """The k likeliest sketches; `prior` (sketch -> weight) reweighs them before ranking."""
-        probs = self.predict(embedding[None, :])[0]
-        if prior is not None:
-            probs = probs * np.array([prior(sketch) for sketch in self.classes])
-            probs = probs / max(float(probs.sum()), 1e-12)
-        order = np.argsort(-probs)[:k]
-        return [(self.classes[i], float(probs[i])) for i in order]
-
-
 def train_sketch_classifier(questions: list[str], sketches: list[str], onto: Ontology) -> SketchClassifier:
     """Fit the sketch parser on (question, sketch) pairs of one KB, read through its ontology."""
-    from sklearn.linear_model import LogisticRegression
-
-    embeddings = embed([delexicalize(q, onto) for q in questions])
-    model = LogisticRegression(max_iter=2000, C=10.0)
-    model.fit(embeddings, sketches)
-    coef, intercept = model.coef_, model.intercept_
-    if len(model.classes_) == 2:  # sklearn keeps one row for a binary problem
-        coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
-    return SketchClassifier(list(model.classes_), coef.astype(np.float32), intercept)
+    return fit_sketch_model(embed([delexicalize(q, onto) for q in questions]), sketches)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,9 +204,11 @@ def delexicalize(question: str, onto: Ontology, mentions: list[Mention] | None =
             if label in concepts and CONCEPT_CONTEXT.search(question[:start]):
                 kind = "concept"  # "which country ..." names a class even where "country" is also a relation
             spans.append((start, end, PLACEHOLDERS[kind]))
+    years = {str(year) for year in cues.years_in(question)}
     for match in NUMBER.finditer(question):
         if not any(match.start() < e and s < match.end() for s, e, _ in spans):
-            spans.append((match.start(), match.end(), "5"))
+            # A year reads as a time ("in 1999"), not an amount: it keeps a year's shape.
+            spans.append((match.start(), match.end(), "1990" if match.group() in years else "5"))
     text = question
     for start, end, word in sorted(spans, key=lambda span: -span[0]):
         text = text[:start] + word + text[end:]
@@ -274,7 +238,7 @@ def find_mentions(question: str, onto: Ontology) -> list[Mention]:
             continue
         for match in re.finditer(rf"(?<!\w){re.escape(lowered_name)}(?!\w)", lowered):
             exact = question[match.start() : match.end()] == name
-            if lowered_name in STOPWORDS and not exact:
+            if (lowered_name in STOPWORDS or lowered_name in CUE_WORDS) and not exact:
                 continue
             found.append(Mention(name, match.start(), match.end(), 1.0 if exact else 0.85))
     found.sort(key=lambda m: (-(m.end - m.start), m.start))
@@ -328,7 +292,10 @@ def numbers_in(ctx: QuestionContext) -> list[float]:
     text = ctx.masked
     for key in ctx.onto.attribute_keys:  # "ISO 3166-1 code" holds digits that are not values
         text = re.sub(re.escape(key), " ", text, flags=re.IGNORECASE)
-    return [float(m.group().replace(",", "")) for m in NUMBER.finditer(text)]
+    scaled = cues.scaled_numbers(text)  # "2 million" is 2000000, not 2
+    for phrase, _value in scaled:
+        text = text.replace(phrase, " ")
+    return [value for _phrase, value in scaled] + [float(m.group().replace(",", "")) for m in NUMBER.finditer(text)]
 
 
 def has_cue(text: str, cues: tuple[str, ...]) -> bool:
@@ -397,15 +364,18 @@ def _keys_on(onto: Ontology, entity_ids: list[str]) -> dict[str, set[str]]:
     return present
 
 
-def key_candidates(ctx: QuestionContext, entity_ids: list[str], want_type: str | None, prune: bool) -> StepCandidates:
+def key_candidates(
+    ctx: QuestionContext, entity_ids: list[str], want_type: str | tuple[str, ...] | None, prune: bool
+) -> StepCandidates:
     present = _keys_on(ctx.onto, entity_ids)
+    wanted = (want_type,) if isinstance(want_type, str) else want_type
     scored = []
     for key in ctx.onto.attribute_keys:
         reason = None
         if key not in present:
             reason = "no such attribute on the entities in hand"
-        elif want_type and ctx.onto.key_type.get(key) != want_type:
-            reason = f"holds {ctx.onto.key_type.get(key)} values, not {want_type}"
+        elif wanted and ctx.onto.key_type.get(key) not in wanted:
+            reason = f"holds {ctx.onto.key_type.get(key)} values, not {' or '.join(wanted)}"
         scored.append((Candidate([key], ctx.similarity(key), key), reason))
     return _split(scored, prune)
 
@@ -535,6 +505,15 @@ def step_candidates(
             combo for key in keys.kept for combo in _combine([key], string_value_candidates(ctx, key.inputs[0]))
         ]
         return keys
+    if function in ("FilterYear", "FilterDate"):
+        keys = key_candidates(ctx, entities, ("year", "date"), prune)
+        keys.kept = [combo for key in keys.kept for combo in _combine([key], year_value_candidates(ctx))]
+        return keys
+    if function in ("VerifyYear", "VerifyDate"):
+        kept = year_value_candidates(ctx)
+        return StepCandidates(kept, [], len(kept), len(kept))
+    if function in ("QFilterYear", "QFilterDate"):
+        return qualifier_year_candidates(ctx, beam.results[deps[0]][1], prune)
     if function in ("VerifyNum", "VerifyStr"):
         key = beam.steps[deps[0]]["inputs"][0] if beam.steps[deps[0]]["function"] == "QueryAttr" else ""
         if function == "VerifyNum":
@@ -547,6 +526,25 @@ def step_candidates(
     if FUNCTIONS[function].args:
         raise StepError(f"the parser does not fill arguments of {function}")
     return StepCandidates([Candidate([], 1.0, "")], [], 1, 1)
+
+
+def year_value_candidates(ctx: QuestionContext) -> list[Candidate]:
+    """(year, op) pairs from the years written in the question and the words before them."""
+    found = cues.years_in(ctx.masked)
+    return [Candidate([str(year), cues.year_op(ctx.masked, year)], 1.0, f"{year}") for year in found[:PER_ROLE]]
+
+
+def qualifier_year_candidates(ctx: QuestionContext, result: tuple | None, prune: bool) -> StepCandidates:
+    """Qualifier keys holding years or dates on the facts in hand, with the question's year."""
+    facts = result[1] if result else None
+    present = {qkey for fact in (facts or [])[:3000] for qkey in fact.get("qualifiers", {})}
+    scored = []
+    for qkey in ctx.onto.qualifier_keys:
+        reason = None if (not prune or qkey in present or facts is None) else "no such qualifier on the facts in hand"
+        scored.append((Candidate([qkey], ctx.similarity(qkey), qkey), reason))
+    split = _split(scored, prune)
+    split.kept = [combo for key in split.kept for combo in _combine([key], year_value_candidates(ctx))]
+    return split
 
 
 def relation_qualifier_candidates(
@@ -658,11 +656,20 @@ def sketch_prior(question: str, mentions: list[Mention]) -> Callable[[str], floa
     superlative = has_cue(question, LARGEST_CUES + SMALLEST_CUES) or SUPERLATIVE.search(question) is not None
     choice = CHOICE.search(question) is not None
     named = sum(1 for m in mentions if m.start >= 0)
+    expected = cues.expected_answer(question)
+    dated = bool(cues.years_in(question))
 
     def weight(sketch: str) -> float:
         functions = [function for function, _deps in parse_sketch(sketch)]
         last, finds = functions[-1], functions.count("Find")
         factor = 1.0
+        if expected in ("time", "quantity") and last not in ("QueryAttr", "QueryRelationQualifier"):
+            factor *= 0.05  # "when ...", "how far ..." ask for a value, not names
+        year_step = any(f in ("FilterYear", "QFilterYear", "VerifyYear", "FilterDate", "VerifyDate") for f in functions)
+        if dated and expected != "time" and not year_step:
+            factor *= 0.2  # "in 1999", "before 1980": a year is a time filter, not an amount
+        if dated and last == "VerifyNum":
+            factor *= 0.2
         if (last == "Count") != counting and not (counting and last == "QueryAttr"):
             factor *= 0.05
         if last.startswith("Verify") != yes_no:
@@ -685,6 +692,7 @@ def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, 
     ranked = classifier.top(
         embed([delexicalize(question, onto, ctx.mentions)])[0], prior=sketch_prior(question, ctx.mentions)
     )
+    expected = cues.expected_answer(question)
     best: tuple[float, str, Beam, list[StepCandidates]] | None = None
     partial: tuple[int, str, list[StepCandidates]] | None = None
     for sketch, probability in ranked:
@@ -699,6 +707,8 @@ def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, 
                 partial = (reached, sketch, shown)
             continue
         total = math.log(max(probability, 1e-6)) + beam.score
+        if prune and not cues.answer_fits(expected, *beam.results[-1]):
+            total += math.log(0.05)  # an answer of the wrong type ranks lower
         if best is None or total > best[0]:
             best = (total, sketch, beam, shown)
     sketches = [{"sketch": s, "probability": round(p, 4)} for s, p in ranked]

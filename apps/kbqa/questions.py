@@ -648,16 +648,19 @@ def generate_examples(
     never saw in training."""
     if wordings not in WORDING_SETS:
         raise ValueError(f"wordings must be one of {WORDING_SETS}")
+    from apps.kbqa.compose import COMPOSED  # the compositional shapes build on this module's helpers
+
+    templates = {**TEMPLATES, **COMPOSED}
     rng = random.Random(seed)
     report = GenerationReport()
     seen: set[str] = set()
-    active = list(TEMPLATES)
+    active = list(templates)
     misses: Counter = Counter()
     attempts = 0
     while len(report.examples) < count and active and attempts < count * 20:
         attempts += 1
         name = active[attempts % len(active)]
-        sample = TEMPLATES[name](onto, rng)
+        sample = templates[name](onto, rng)
         answer = run(onto, sample[1]) if sample else None
         if sample is None or answer is None:
             misses[name] += 1
