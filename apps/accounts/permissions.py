@@ -54,6 +54,7 @@ def area_required(area: str) -> Callable:
                 raise PermissionDenied(f"Your role cannot use {area}.")
             return view(request, *args, **kwargs)
 
+        wrapped.required_area = area  # read by the role-matrix test (outer decorators copy it with wraps)
         return wrapped
 
     return decorator

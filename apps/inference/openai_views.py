@@ -30,19 +30,26 @@ def openai_error(status: int, message: str, kind: str = "invalid_request_error")
     return JsonResponse({"error": {"message": message, "type": kind, "code": status}}, status=status)
 
 
-async def authenticated_user(request: HttpRequest):
+async def authorize(request: HttpRequest):
+    """(user, None) for a valid token whose role may use the models, else (None, the OpenAI-style
+    error): 401 without a valid token, 403 for a role that may not (the same split as /api/)."""
     header = request.headers.get("Authorization", "")
-    if not header.lower().startswith("bearer "):
-        return None
-    user = await sync_to_async(user_for_token)(header[7:].strip())
-    return user if can_access_area(user, "playground") else None
+    user = None
+    if header.lower().startswith("bearer "):
+        user = await sync_to_async(user_for_token)(header[7:].strip())
+    if user is None:
+        return None, openai_error(401, "A valid API token is required", "authentication")
+    if not can_access_area(user, "playground"):
+        return None, openai_error(403, "Your role cannot use the models: researchers and admins can", "permission")
+    return user, None
 
 
 @csrf_exempt  # token auth only: no cookies, so no cross-site request to forge
 @require_GET
 async def list_models(request: HttpRequest):
-    if await authenticated_user(request) is None:
-        return openai_error(401, "A valid API token with the researcher or admin role is required", "authentication")
+    _user, refusal = await authorize(request)
+    if refusal is not None:
+        return refusal
     data = [{"id": name, "object": "model", "created": 0, "owned_by": "atrium"} for name in all_models()]
     return JsonResponse({"object": "list", "data": data})
 
@@ -101,9 +108,9 @@ def _chunk(completion_id: str, model: str, created: int, kind: str, text: str, f
 
 
 async def _handle(request: HttpRequest, kind: str):
-    user = await authenticated_user(request)
-    if user is None:
-        return openai_error(401, "A valid API token with the researcher or admin role is required", "authentication")
+    user, refusal = await authorize(request)
+    if refusal is not None:
+        return refusal
     try:
         body = json.loads(request.body or b"{}")
     except ValueError:
