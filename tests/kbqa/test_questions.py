@@ -10,7 +10,11 @@ def test_geo_yields_over_2000_pairs_across_all_templates(geo_onto):
     assert len(report.examples) >= 2000
     assert len({e.question for e in report.examples}) == len(report.examples)  # no duplicates
     per_template = Counter(e.template for e in report.examples)
-    assert set(per_template) == set(TEMPLATES), report.failed_templates
+    assert set(TEMPLATES) <= set(per_template), report.failed_templates
+    # A compositional shape the KB cannot fill (geo has no year qualifiers on relations) is named.
+    from apps.kbqa.compose import COMPOSED
+
+    assert set(per_template) | set(report.failed_templates) == set(TEMPLATES) | set(COMPOSED)
     sketches = {e.sketch for e in report.examples}
     assert len(sketches) >= 12
     # Multi-hop, comparisons, counts, qualifiers and verification are all there.
