@@ -8,11 +8,13 @@ from django.core.exceptions import ValidationError
 from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
-from apps.accounts.permissions import can_access_area, can_view_owned, has_role
+from apps.accounts.api_area import area_auth
+from apps.accounts.permissions import can_view_owned, has_role
+from apps.core.errors import Conflict
 from apps.kbqa import pipeline, services
 from apps.kbqa.models import KnowledgeBase, ParserEvaluation, ParserModel, Question
 
-router = Router(tags=["kbqa"])
+router = Router(tags=["kbqa"], auth=area_auth("kbqa"))  # errors: apps/core/errors.py
 MAX_WAIT_SECONDS = 60.0
 
 
@@ -36,7 +38,7 @@ class KBOut(Schema):
 
 class ErrorsOut(Schema):
     detail: str
-    errors: list[str]
+    errors: list[str] = []
 
 
 class ExecuteIn(Schema):
@@ -50,32 +52,21 @@ class ExecuteOut(Schema):
     error: str | None
 
 
-def require_kbqa_area(request) -> None:
-    if not can_access_area(request.auth, "kbqa"):
-        raise HttpError(403, "Your role cannot use KBQA.")
-
-
 def kb_out(kb: KnowledgeBase) -> dict:
     return {field: getattr(kb, field) for field in KBOut.model_fields}
 
 
 @router.get("/kbqa/kbs", response=list[KBOut])
 def list_kbs(request):
-    require_kbqa_area(request)
     return [kb_out(kb) for kb in services.list_kbs()]
 
 
 @router.post("/kbqa/kbs", response={201: KBOut, 409: ErrorsOut, 422: ErrorsOut})
 def import_kb(request, payload: KBIn):
     """Import a KB in KoPL JSON. 422 lists every problem with the JSON path of the bad element."""
-    require_kbqa_area(request)
-    try:
-        services.check_kb_name(payload.name)
-    except ValidationError as exc:
-        return Status(422, {"detail": exc.messages[0], "errors": exc.messages})
+    services.check_kb_name(payload.name)
     if KnowledgeBase.objects.filter(name=payload.name).exists():
-        message = f"A knowledge base named {payload.name!r} already exists."
-        return Status(409, {"detail": message, "errors": [message]})
+        raise Conflict(f"A knowledge base named {payload.name!r} already exists.")
     try:
         kb = services.import_kb(
             request.auth,
@@ -85,16 +76,13 @@ def import_kb(request, payload: KBIn):
             description=payload.description,
             source=payload.source,
         )
-    except services.KBValidationError as exc:
-        return Status(422, {"detail": f"The knowledge base has {len(exc.errors)} error(s).", "errors": exc.errors})
-    except ValidationError as exc:  # the name was taken meanwhile
-        return Status(409, {"detail": exc.messages[0], "errors": exc.messages})
+    except ValidationError as exc:  # the name was taken meanwhile (KBValidationError is a 422 with paths)
+        raise Conflict(" ".join(exc.messages)) from None
     return Status(201, kb_out(kb))
 
 
 @router.get("/kbqa/kbs/{name}", response=KBOut)
 def get_kb(request, name: str):
-    require_kbqa_area(request)
     kb = services.list_kbs().filter(name=name).first()
     if kb is None:
         raise HttpError(404, f"No knowledge base named {name!r}.")
@@ -105,7 +93,6 @@ def get_kb(request, name: str):
 def execute(request, payload: ExecuteIn):
     """Run a KoPL program step by step. A wrong function or argument is reported at its step
     (`steps[i].error`, and `error` overall) with status 200: the run itself is the answer."""
-    require_kbqa_area(request)
     kb = services.list_kbs().filter(name=payload.kb).first()  # the engine cache holds the content
     if kb is None:
         raise HttpError(404, f"No knowledge base named {payload.kb!r}.")
@@ -165,7 +152,6 @@ def ask(request, payload: AskIn):
     pruning) and run it. Returns {sketch, program, candidates, steps, answer}; status 202 with
     "status": "pending" if the worker has not finished within `wait` seconds (poll
     GET /api/kbqa/questions/{id})."""
-    require_kbqa_area(request)
     kb = services.list_kbs().filter(name=payload.kb).first()
     if kb is None:
         raise HttpError(404, f"No knowledge base named {payload.kb!r}.")
@@ -174,10 +160,7 @@ def ask(request, payload: AskIn):
         parser = pipeline.ready_parser(payload.parser)
         if parser is None:
             raise HttpError(404, f"No trained parser #{payload.parser}.")
-    try:
-        question = pipeline.ask(request.auth, kb, payload.question, parser)
-    except ValidationError as exc:
-        return Status(422, {"detail": exc.messages[0], "errors": exc.messages})
+    question = pipeline.ask(request.auth, kb, payload.question, parser)
     question = wait_for(question.pk, payload.wait)
     data = pipeline.question_json(question)
     return Status(202 if data["status"] == "pending" else 200, data)
@@ -185,21 +168,18 @@ def ask(request, payload: AskIn):
 
 @router.get("/kbqa/questions", response=list[dict])
 def list_questions(request):
-    require_kbqa_area(request)
     questions = Question.objects.filter(owner=request.auth).select_related("kb", "job")[:100]
     return [pipeline.question_json(q) for q in questions]
 
 
 @router.get("/kbqa/questions/{question_id}", response=dict)
 def get_question(request, question_id: int):
-    require_kbqa_area(request)
     return pipeline.question_json(owned_question(request, question_id))
 
 
 @router.post("/kbqa/questions/{question_id}/rerun", response=dict)
 def rerun_question(request, question_id: int, payload: RerunIn):
     """Run an edited program for a question; the result is a new entry in the history."""
-    require_kbqa_area(request)
     question = owned_question(request, question_id)
     return pipeline.question_json(pipeline.rerun(request.auth, question, payload.program))
 
@@ -219,7 +199,6 @@ def parser_out(parser: ParserModel) -> dict:
 
 @router.get("/kbqa/parsers", response=list[dict])
 def list_parsers(request):
-    require_kbqa_area(request)
     parsers = ParserModel.objects.select_related("source_kb").defer("dataset", "classifier")[:50]
     return [parser_out(p) for p in parsers]
 
@@ -227,22 +206,17 @@ def list_parsers(request):
 @router.post("/kbqa/parsers", response={202: dict})
 def train_parser(request, payload: TrainIn):
     """Generate question-program pairs from a source KB and train a sketch parser (a job)."""
-    require_kbqa_area(request)
     require_parser_role(request)
     kb = services.list_kbs().filter(name=payload.source).first()
     if kb is None:
         raise HttpError(404, f"No knowledge base named {payload.source!r}.")
-    try:
-        parser = pipeline.request_training(request.auth, kb, payload.pairs)
-    except ValidationError as exc:
-        raise HttpError(422, exc.messages[0]) from None
+    parser = pipeline.request_training(request.auth, kb, payload.pairs)
     return Status(202, parser_out(parser))
 
 
 @router.get("/kbqa/parsers/{parser_id}/dataset", response=list[dict])
 def parser_dataset(request, parser_id: int):
     """The generated question-program pairs a parser was trained on (split: train / test)."""
-    require_kbqa_area(request)
     parser = ParserModel.objects.filter(pk=parser_id).only("dataset").first()
     if parser is None:
         raise HttpError(404, f"No parser #{parser_id}.")
@@ -252,21 +226,16 @@ def parser_dataset(request, parser_id: int):
 @router.post("/kbqa/parsers/{parser_id}/evaluations", response={202: dict})
 def evaluate_parser(request, parser_id: int, payload: EvaluateIn):
     """In-KB and transfer accuracy, with and without ontology pruning (a job)."""
-    require_kbqa_area(request)
     require_parser_role(request)
     parser = pipeline.ready_parser(parser_id)
     if parser is None:
         raise HttpError(404, f"No trained parser #{parser_id}.")
-    try:
-        evaluation = pipeline.request_evaluation(request.auth, parser, payload.targets, payload.pairs)
-    except ValidationError as exc:
-        raise HttpError(422, exc.messages[0]) from None
+    evaluation = pipeline.request_evaluation(request.auth, parser, payload.targets, payload.pairs)
     return Status(202, {"id": evaluation.pk, "job": evaluation.job_id, "parser": parser.pk})
 
 
 @router.get("/kbqa/evaluations/{evaluation_id}", response=dict)
 def get_evaluation(request, evaluation_id: int):
-    require_kbqa_area(request)
     evaluation = ParserEvaluation.objects.filter(pk=evaluation_id).first()
     if evaluation is None:
         raise HttpError(404, f"No evaluation #{evaluation_id}.")

@@ -3,7 +3,6 @@
 and event export. The same service functions as the pages decide who may do what."""
 
 import json
-from collections.abc import Callable
 
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
@@ -19,13 +18,7 @@ from apps.pbl.models import ChatMessage, MilestoneSubmission, Project, ProjectRu
 from apps.pbl.orchestrator import DEFAULT_THRESHOLDS
 from apps.pbl.present import message_out, submission_out, workspace_out
 
-router = Router(tags=["pbl"], auth=area_auth("pbl"))
-
-
-def api_errors(view: Callable) -> Callable:
-    """Was: the area check and the error translation. Both happen once for the whole API now
-    (the router's auth; apps/core/errors.py), so this marks nothing; drop it with the next edit."""
-    return view
+router = Router(tags=["pbl"], auth=area_auth("pbl"))  # errors: apps/core/errors.py
 
 
 def get_run(run_id: int) -> ProjectRun:
@@ -134,7 +127,6 @@ def run_out(run: ProjectRun, user) -> dict:
 
 
 @router.post("/pbl/join")
-@api_errors
 def join(request, payload: CodeIn):
     cohort = account_services.join_cohort(request.auth, payload.code)
     return {
@@ -144,7 +136,6 @@ def join(request, payload: CodeIn):
 
 
 @router.get("/pbl/runs")
-@api_errors
 def runs(request):
     user = request.auth
     found = services.teacher_runs(user) if user.role in ("teacher", "admin") else services.student_runs(user)
@@ -152,14 +143,12 @@ def runs(request):
 
 
 @router.post("/pbl/runs/{run_id}/team")
-@api_errors
 def join_team(request, run_id: int, payload: NameIn):
     team = services.join_team(request.auth, get_run(run_id), payload.name)
     return {"id": team.pk, "name": team.name, "members": [m.username for m in team.members.all()]}
 
 
 @router.get("/pbl/runs/{run_id}/exams/{kind}")
-@api_errors
 def exam(request, run_id: int, kind: str):
     run = get_run(run_id)
     if not (run.cohort.students.filter(pk=request.auth.pk).exists() or services.is_run_teacher(request.auth, run)):
@@ -168,7 +157,6 @@ def exam(request, run_id: int, kind: str):
 
 
 @router.post("/pbl/runs/{run_id}/exams/{kind}")
-@api_errors
 def answer_exam(request, run_id: int, kind: str, payload: AnswersIn):
     run = get_run(run_id)
     attempt = services.submit_exam(request.auth, run, kind, payload.answers)
@@ -185,42 +173,36 @@ def answer_exam(request, run_id: int, kind: str, payload: AnswersIn):
 
 
 @router.get("/pbl/teams/{team_id}/workspace")
-@api_errors
 def workspace(request, team_id: int):
     team = get_team(request, team_id)
     return workspace_out(services.workspace_state(request.auth, team), teacher=is_teacher_of(request, team))
 
 
 @router.post("/pbl/teams/{team_id}/messages")
-@api_errors
 def post_message(request, team_id: int, payload: TextIn):
     result = services.post_message(request.auth, get_team(request, team_id), payload.text)
     return {"message": message_out(result["message"]), "replies": [message_out(m) for m in result["replies"]]}
 
 
 @router.post("/pbl/messages/{message_id}/cancel")
-@api_errors
 def cancel_reply(request, message_id: int):
     """Stop an agent's reply that is still waiting or being written."""
     return message_out(replies.cancel_reply(request.auth, get_message(request, message_id)))
 
 
 @router.post("/pbl/messages/{message_id}/retry")
-@api_errors
 def retry_reply(request, message_id: int):
     """Ask again for a reply that failed or was cancelled (a new job, the same message)."""
     return message_out(replies.retry_reply(request.auth, get_message(request, message_id)))
 
 
 @router.post("/pbl/messages/{message_id}/feedback")
-@api_errors
 def rate_reply(request, message_id: int, payload: FeedbackIn):
     """Mark an agent's reply helpful or not (the latest rating per learner counts)."""
     return message_out(replies.rate_reply(request.auth, get_message(request, message_id), payload.helpful))
 
 
 @router.get("/pbl/teams/{team_id}/messages")
-@api_errors
 def messages(request, team_id: int, after: int = 0):
     team = get_team(request, team_id)
     found = ChatMessage.objects.filter(team=team, pk__gt=after).select_related("author", "job").order_by("pk")[:200]
@@ -229,14 +211,12 @@ def messages(request, team_id: int, after: int = 0):
 
 
 @router.put("/pbl/teams/{team_id}/document")
-@api_errors
 def save_document(request, team_id: int, payload: DocumentIn):
     team = get_team(request, team_id)
     return services.save_document(request.auth, team, payload.text, payload.base_version, stage_key=payload.stage)
 
 
 @router.get("/pbl/teams/{team_id}/document/versions")
-@api_errors
 def document_versions(request, team_id: int):
     team = get_team(request, team_id)
     return [
@@ -255,14 +235,12 @@ def document_versions(request, team_id: int):
 
 
 @router.post("/pbl/teams/{team_id}/tasks")
-@api_errors
 def add_task(request, team_id: int, payload: TaskIn):
     task = board.add_task(request.auth, get_team(request, team_id), payload.title)
     return {"id": task.pk, "title": task.title, "status": task.status}
 
 
 @router.patch("/pbl/teams/{team_id}/tasks/{task_id}")
-@api_errors
 def change_task(request, team_id: int, task_id: int, payload: TaskChangeIn):
     team = get_team(request, team_id)
     if payload.status is None and payload.title is None and payload.assignee is None and not payload.assign_to_me:
@@ -282,20 +260,17 @@ def change_task(request, team_id: int, task_id: int, payload: TaskChangeIn):
 
 
 @router.delete("/pbl/teams/{team_id}/tasks/{task_id}")
-@api_errors
 def delete_task(request, team_id: int, task_id: int):
     board.delete_task(request.auth, get_team(request, team_id), task_id)
     return {"deleted": task_id}
 
 
 @router.post("/pbl/teams/{team_id}/milestones/{milestone_key}/submit")
-@api_errors
 def submit_milestone(request, team_id: int, milestone_key: str):
     return submission_out(services.submit_milestone(request.auth, get_team(request, team_id), milestone_key))
 
 
 @router.get("/pbl/submissions/{submission_id}")
-@api_errors
 def submission(request, submission_id: int):
     found = (
         MilestoneSubmission.objects.select_related("team__run__cohort", "submitted_by").filter(pk=submission_id).first()
@@ -316,13 +291,11 @@ def teacher_run(request, run_id: int) -> ProjectRun:
 
 
 @router.get("/pbl/runs/{run_id}/dashboard")
-@api_errors
 def run_dashboard(request, run_id: int, team: int | None = None, learner: str = "", verb: str = ""):
     return dashboard.api_payload(dashboard.dashboard_data(teacher_run(request, run_id), team, learner, verb))
 
 
 @router.get("/pbl/runs/{run_id}/events")
-@api_errors
 def run_events(request, run_id: int, format: str = "xapi"):  # noqa: A002  (the query parameter's name)
     run = teacher_run(request, run_id)
     if format == "csv":
@@ -333,7 +306,6 @@ def run_events(request, run_id: int, format: str = "xapi"):  # noqa: A002  (the 
 
 
 @router.post("/pbl/runs")
-@api_errors
 def start_run(request, payload: RunIn):
     """A teacher runs one of their projects with one of their classes (open at once with open=true)."""
     project = Project.objects.filter(pk=payload.project).first()
@@ -347,14 +319,12 @@ def start_run(request, payload: RunIn):
 
 
 @router.post("/pbl/runs/{run_id}/status")
-@api_errors
 def run_status(request, run_id: int, payload: StatusIn):
     run = services.set_run_status(request.auth, teacher_run(request, run_id), payload.status)
     return {"id": run.pk, "status": run.status}
 
 
 @router.post("/pbl/runs/{run_id}/teams")
-@api_errors
 def form_teams(request, run_id: int, payload: TeamsIn):
     teams = services.form_teams(request.auth, teacher_run(request, run_id), payload.size)
     return [{"id": t.pk, "name": t.name, "members": [m.username for m in t.members.all()]} for t in teams]
@@ -372,14 +342,12 @@ ThresholdsIn = create_model(
 
 
 @router.put("/pbl/runs/{run_id}/thresholds")
-@api_errors
 def thresholds(request, run_id: int, payload: ThresholdsIn):
     values = payload.model_dump(exclude_none=True)
     return services.set_thresholds(request.auth, teacher_run(request, run_id), values)
 
 
 @router.post("/pbl/submissions/{submission_id}/override")
-@api_errors
 def override(request, submission_id: int, payload: OverrideIn):
     found = MilestoneSubmission.objects.select_related("team__run__cohort").filter(pk=submission_id).first()
     if found is None:
@@ -397,7 +365,6 @@ def override(request, submission_id: int, payload: OverrideIn):
         "requestBody": {"required": True, "content": {"application/json": {"schema": schema.PROJECT_SCHEMA}}}
     },
 )
-@api_errors
 def import_project(request):
     data = schema.parse_project_json(request.body)
     project = services.create_project(request.auth, data)
@@ -405,7 +372,6 @@ def import_project(request):
 
 
 @router.get("/pbl/projects/{project_id}/export")
-@api_errors
 def export_project(request, project_id: int):
     project = Project.objects.filter(pk=project_id).first()
     if project is None:

@@ -1,25 +1,19 @@
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import File, Form, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
-from apps.accounts.permissions import can_access_area, can_view_owned
+from apps.accounts.api_area import area_auth
+from apps.accounts.permissions import can_view_owned
 from apps.tables import assistant, services
 from apps.tables.models import Sheet, SheetVersion, TableMessage
 
-router = Router(tags=["tables"])
-
-
-def require_tables(request) -> None:
-    if not can_access_area(request.auth, "tables"):
-        raise HttpError(403, "Your role cannot use Tables.")
+router = Router(tags=["tables"], auth=area_auth("tables"))  # errors: apps/core/errors.py
 
 
 def owned_sheet(request, sheet_id: int) -> Sheet:
-    require_tables(request)
     sheet = Sheet.objects.select_related("workbook", "current_version").filter(pk=sheet_id).first()
     if sheet is None:
         raise HttpError(404, "No such sheet")
@@ -31,7 +25,6 @@ def owned_sheet(request, sheet_id: int) -> Sheet:
 
 
 def owned_message(request, message_id: int) -> TableMessage:
-    require_tables(request)
     message = TableMessage.objects.select_related("workbook", "job").filter(pk=message_id).first()
     if message is None or not can_view_owned(request.auth, message.workbook.owner_id):
         raise HttpError(404, "No such message")
@@ -100,23 +93,18 @@ def message_out(message: TableMessage) -> dict:
 
 @router.post("/tables/workbooks", response={201: dict})
 def upload_workbook(request, file: UploadedFile = File(...), name: str = Form("")):  # noqa: B008  (ninja's style)
-    require_tables(request)
     if file.size > settings.TABLES_MAX_UPLOAD_BYTES:
         raise HttpError(
             413,
             f"The upload is {file.size / 1e6:.1f} MB; the limit is {settings.TABLES_MAX_UPLOAD_BYTES / 1e6:.0f} MB.",
         )
-    try:
-        sheets = services.read_upload(file.name, file.read())
-    except services.TableInputError as exc:
-        raise HttpError(422, str(exc)) from None
+    sheets = services.read_upload(file.name, file.read())
     workbook = services.create_workbook(request.auth, name or file.name, sheets, source_name=file.name)
     return Status(201, workbook_out(workbook))
 
 
 @router.get("/tables/workbooks", response=list[dict])
 def list_workbooks(request):
-    require_tables(request)
     return [workbook_out(w) for w in request.auth.workbooks.prefetch_related("sheets")]
 
 
@@ -146,20 +134,14 @@ class CodeIn(Schema):
 @router.post("/tables/sheets/{int:sheet_id}/ask", response={201: dict})
 def ask(request, sheet_id: int, payload: AskIn):
     sheet = owned_sheet(request, sheet_id)
-    try:
-        return Status(201, message_out(assistant.ask(request.auth, sheet, payload.question, payload.mode)))
-    except ValidationError as exc:
-        raise HttpError(422, " ".join(exc.messages)) from None
+    return Status(201, message_out(assistant.ask(request.auth, sheet, payload.question, payload.mode)))
 
 
 @router.post("/tables/sheets/{int:sheet_id}/run", response={201: dict})
 def run_on_sheet(request, sheet_id: int, payload: CodeIn):
     """Run your own pandas code on the sheet's current version, no question needed."""
     sheet = owned_sheet(request, sheet_id)
-    try:
-        return Status(201, message_out(assistant.run_code_on_sheet(request.auth, sheet, payload.code)))
-    except ValidationError as exc:
-        raise HttpError(422, " ".join(exc.messages)) from None
+    return Status(201, message_out(assistant.run_code_on_sheet(request.auth, sheet, payload.code)))
 
 
 @router.get("/tables/messages/{int:message_id}", response=dict)
@@ -170,10 +152,7 @@ def get_message(request, message_id: int):
 @router.post("/tables/messages/{int:message_id}/run", response={201: dict})
 def run(request, message_id: int, payload: CodeIn):
     message = owned_message(request, message_id)
-    try:
-        return Status(201, message_out(assistant.run_edited_code(request.auth, message, payload.code)))
-    except ValidationError as exc:
-        raise HttpError(422, " ".join(exc.messages)) from None
+    return Status(201, message_out(assistant.run_edited_code(request.auth, message, payload.code)))
 
 
 @router.get("/tables/sheets/{int:sheet_id}/versions", response=list[dict])
@@ -205,7 +184,6 @@ def undo_redo(request, sheet_id: int, action: str):
 
 @router.get("/tables/versions/{int:version_id}/download")
 def download(request, version_id: int, format: str = "csv"):  # noqa: A002  (the query parameter's name)
-    require_tables(request)
     version = SheetVersion.objects.select_related("sheet__workbook").filter(pk=version_id).first()
     if version is None or not can_view_owned(request.auth, version.sheet.workbook.owner_id):
         raise HttpError(404, "No such version")
