@@ -93,7 +93,7 @@ def feature_out(feature: LinguisticFeature, with_pairs: bool = False) -> dict:
     if with_pairs:
         out["pairs"] = [pair_out(p) for p in feature.pairs.all()]
         out["best_layers"] = [
-            {k: v for k, v in row.items() if k != "sae"} | {"sae": row["sae"].slug}
+            {k: v for k, v in row.items() if k not in ("sae", "score")} | {"sae": row["sae"].slug}
             for row in services.best_layers(feature)
         ]
     return out
@@ -294,7 +294,13 @@ def sae_scores(request, slug: str):
             "rank": s.rank,
             "ps": s.ps,
             "pn": s.pn,
-            "frc": s.frc,
+            "frc": s.frc,  # held-out, like ps and pn
+            "frc_interval": [s.frc_low, s.frc_high],
+            "frc_select": s.frc_select,
+            "threshold": s.threshold,
+            "pairs": {"selection": s.n_select, "held_out": s.n_heldout},
+            "floor_frc": s.floor_frc,
+            "beats_floor": s.beats_floor,
             "fic": s.fic,
         }
         for s in FeatureScore.objects.filter(sae=sae).select_related("feature")

@@ -7,18 +7,19 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Language(models.TextChoices):
-    EN = "en", "English"
-    ZH = "zh", "Chinese"
+    EN = "en", _("English")
+    ZH = "zh", _("Chinese")
 
 
 class Dimension(models.TextChoices):
-    MORPHOLOGY = "morphology", "Morphology"
-    SYNTAX = "syntax", "Syntax"
-    SEMANTICS = "semantics", "Semantics"
-    PRAGMATICS = "pragmatics", "Pragmatics"
+    MORPHOLOGY = "morphology", _("Morphology")
+    SYNTAX = "syntax", _("Syntax")
+    SEMANTICS = "semantics", _("Semantics")
+    PRAGMATICS = "pragmatics", _("Pragmatics")
 
 
 class LinguisticFeature(models.Model):
@@ -96,11 +97,11 @@ def new_storage_key() -> str:
 
 
 class RunStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    COMPLETE = "complete", "Complete"
-    PARTIAL = "partial", "Partial (stopped early)"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    COMPLETE = "complete", _("Complete")
+    PARTIAL = "partial", _("Partial (stopped early)")
+    FAILED = "failed", _("Failed")
 
 
 class ActivationRun(models.Model):
@@ -201,7 +202,9 @@ class Latent(models.Model):
 
 
 class FeatureScore(models.Model):
-    """How well one latent of an SAE represents one linguistic feature (LinguaLens' FRC and FIC)."""
+    """How well one latent of an SAE represents one linguistic feature (LinguaLens' FRC and FIC).
+    The latent and its threshold were chosen on the selection half of the feature's pairs; PS,
+    PN, FRC (with its bootstrap interval) and FIC are measured on the held-out half (scoring.py)."""
 
     sae = models.ForeignKey(SAE, on_delete=models.CASCADE, related_name="scores")
     feature = models.ForeignKey(LinguisticFeature, on_delete=models.CASCADE, related_name="scores")
@@ -214,6 +217,14 @@ class FeatureScore(models.Model):
     sensitivity = models.FloatField(default=0.0)
     fic = models.FloatField(null=True, blank=True)
     fic_detail = models.JSONField(default=dict, blank=True)
+    threshold = models.FloatField(default=0.0)  # the latent "fires" above this activation
+    frc_select = models.FloatField(null=True, blank=True)  # on the pairs it was chosen on
+    frc_low = models.FloatField(null=True, blank=True)  # 95% bootstrap interval of the held-out FRC
+    frc_high = models.FloatField(null=True, blank=True)
+    n_select = models.PositiveIntegerField(default=0)
+    n_heldout = models.PositiveIntegerField(default=0)
+    # Held-out FRC of the best random direction chosen the same way: the bar to clear.
+    floor_frc = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["feature", "layer", "rank"]
@@ -223,6 +234,13 @@ class FeatureScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.feature_id} ~ {self.sae_id}:{self.latent_index} FRC {self.frc:.2f}"
+
+    @property
+    def beats_floor(self) -> bool | None:
+        """Clearly above chance selection: the interval's low end is over the random floor."""
+        if self.floor_frc is None or self.frc_low is None:
+            return None
+        return self.frc_low > self.floor_frc
 
 
 class SteeringRun(models.Model):

@@ -461,93 +461,7 @@ def compute_latent_stats(sae: SAE, model: sae_lib.TopKSAE, backend, acts: np.nda
         Latent.objects.bulk_create(rows, batch_size=500)
 
 
-# ---- feature scoring ------------------------------------------------------------------------
-
-
-def span_positions(offsets: list[tuple[int, int]], start: int, end: int) -> list[int]:
-    """Token positions whose characters overlap [start, end) (BOS has the empty span (0, 0))."""
-    return [i for i, (a, b) in enumerate(offsets) if b > a and a < end and b > start]
-
-
-@torch.no_grad()
-def pair_activations(backend, model: sae_lib.TopKSAE, layer: int, pairs) -> tuple[np.ndarray, np.ndarray]:
-    """Per pair: each latent's max activation over the span tokens of the sentence (S) and
-    over all tokens of the counterfactual (C), BOS excluded. Both [pairs, d_sae]."""
-    sentences = [p.sentence for p in pairs]
-    counterfactuals = [p.counterfactual for p in pairs]
-    s_batch = encode_batch(backend, sentences)
-    c_batch = encode_batch(backend, counterfactuals)
-    s_hidden = capture_layers(backend, s_batch, [layer])[layer]
-    c_hidden = capture_layers(backend, c_batch, [layer])[layer]
-    s_max = np.zeros((len(pairs), model.d_sae), np.float32)
-    c_max = np.zeros((len(pairs), model.d_sae), np.float32)
-    for i, pair in enumerate(pairs):
-        start = pair.sentence.find(pair.span)
-        positions = span_positions(s_batch.offsets[i], start, start + len(pair.span)) or list(
-            range(1, s_batch.lengths[i])
-        )
-        s_max[i] = model.encode(s_hidden[i, positions]).max(0).values.numpy()
-        c_max[i] = model.encode(c_hidden[i, 1 : c_batch.lengths[i]]).max(0).values.numpy()
-    return s_max, c_max
-
-
-def frc_scores(s_max: np.ndarray, c_max: np.ndarray, prefilter: int = 64) -> list[dict]:
-    """LinguaLens' PS, PN and FRC per latent, after a sensitivity pre-filter: the `prefilter`
-    latents whose mean activation rises most from counterfactual to feature span."""
-    scale = np.maximum(np.maximum(s_max.max(0), c_max.max(0)), 1e-6)
-    sensitivity = (s_max.mean(0) - c_max.mean(0)) / scale
-    candidates = [int(i) for i in np.argsort(-sensitivity)[:prefilter] if sensitivity[i] > 0]
-    rows = []
-    for latent in candidates:
-        ps = float((s_max[:, latent] > 0).mean())
-        pn = float((c_max[:, latent] <= 0).mean())
-        frc = 2 * ps * pn / (ps + pn) if ps + pn else 0.0
-        rows.append({"latent": latent, "ps": ps, "pn": pn, "frc": frc, "sensitivity": float(sensitivity[latent])})
-    rows.sort(key=lambda r: (-r["frc"], -r["sensitivity"]))
-    return rows
-
-
-@torch.no_grad()
-def fic_score(
-    backend, model: sae_lib.TopKSAE, layer: int, latent: int, pairs, enhance_value: float, seed: int = 0
-) -> dict:
-    """Feature intervention confidence: how ablating (latent set to 0) or enhancing (latent set
-    to `enhance_value`) moves log P(sentence) - log P(counterfactual), against a random direction
-    of the same size. FIC = 0.5 * P(enhance raises the preference more than random) +
-    0.5 * P(ablation lowers it more than random)."""
-    batch = encode_batch(backend, [p.sentence for p in pairs] + [p.counterfactual for p in pairs])
-    n = len(pairs)
-    direction = model.W_dec[latent]
-    generator = torch.Generator().manual_seed(seed + latent)
-    random_dir = torch.randn(direction.shape, generator=generator)
-    random_dir = random_dir / random_dir.norm() * direction.norm()
-
-    def preference(edit=None) -> torch.Tensor:
-        scores = sequence_logprobs(backend, batch, layer, keep_first(edit) if edit else None)
-        return scores[:n] - scores[n:]
-
-    def latent_value(hidden):
-        return model.encode(hidden.float())[..., latent : latent + 1]
-
-    base = preference()
-    enhanced = preference(lambda h: h + ((enhance_value - latent_value(h)) * direction).to(h.dtype))
-    random_enhanced = preference(lambda h: h + ((enhance_value - latent_value(h)) * random_dir).to(h.dtype))
-    ablated = preference(lambda h: h - (latent_value(h) * direction).to(h.dtype))
-    random_ablated = preference(lambda h: h - (latent_value(h) * random_dir).to(h.dtype))
-    enhance_wins = float(((enhanced - base) > (random_enhanced - base)).float().mean())
-    ablate_wins = float(((base - ablated) > (base - random_ablated)).float().mean())
-    return {
-        "fic": 0.5 * enhance_wins + 0.5 * ablate_wins,
-        "enhance_wins": enhance_wins,
-        "ablate_wins": ablate_wins,
-        "pref_clean": float(base.mean()),
-        "pref_enhanced": float(enhanced.mean()),
-        "pref_random_enhanced": float(random_enhanced.mean()),
-        "pref_ablated": float(ablated.mean()),
-        "pref_random_ablated": float(random_ablated.mean()),
-        "enhance_value": enhance_value,
-        "pairs": n,
-    }
+# ---- feature scoring (the method is in scoring.py) -----------------------------------------
 
 
 def score_sae(
@@ -555,26 +469,28 @@ def score_sae(
     backend,
     progress: Callable[[float, str], None],
     feature_ids=None,
-    max_pairs: int = 24,
+    max_pairs: int = 200,
     fic_latents: int = 1,
     fic_pairs: int = 8,
     top: int = 5,
 ) -> dict:
+    """Score the SAE against each linguistic feature: latents chosen on one half of its pairs,
+    PS/PN/FRC with an interval and the random floor on the other, FIC on held-out pairs."""
+    from apps.lingualens import scoring
+    from apps.lingualens.steering import latent_scale
+
     model = sae_lib.TopKSAE.load(sae_dir(sae))
     features = LinguisticFeature.objects.all()
     if feature_ids:
         features = features.filter(pk__in=feature_ids)
     features = list(features.prefetch_related("pairs"))
-    max_act = dict(sae.latents.values_list("index", "max_activation"))
+    latents = {latent.index: latent for latent in sae.latents.all()}
     summary = {}
     for number, feature in enumerate(features, 1):
         pairs = list(feature.pairs.all()[:max_pairs])
-        if not pairs:
-            continue
-        s_max, c_max = pair_activations(backend, model, sae.layer, pairs)
-        rows = frc_scores(s_max, c_max)[:top]
+        found = scoring.score_feature(backend, model, sae.layer, pairs, top=top, seed=sae.seed)
         scores = []
-        for rank, row in enumerate(rows):
+        for rank, row in enumerate(found["rows"]):
             score = FeatureScore(
                 sae=sae,
                 feature=feature,
@@ -585,16 +501,26 @@ def score_sae(
                 pn=row["pn"],
                 frc=row["frc"],
                 sensitivity=row["sensitivity"],
+                threshold=row["threshold"],
+                frc_select=row["frc_select"],
+                frc_low=row["frc_low"],
+                frc_high=row["frc_high"],
+                n_select=len(found["selection"]),
+                n_heldout=len(found["held_out"]),
+                floor_frc=found["floor"],
             )
             if rank < fic_latents:
-                value = 2 * (max_act.get(row["latent"]) or float(s_max[:, row["latent"]].max()) or 1.0)
-                score.fic_detail = fic_score(backend, model, sae.layer, row["latent"], pairs[:fic_pairs], value)
+                # Enhance to twice the latent's typical top activation (the steering unit).
+                value = 2 * (latent_scale(latents.get(row["latent"])) or 1.0)
+                score.fic_detail = scoring.fic_score(
+                    backend, model, sae.layer, row["latent"], found["held_out"][:fic_pairs], value, seed=sae.seed
+                )
                 score.fic = score.fic_detail["fic"]
             scores.append(score)
         with transaction.atomic():
             FeatureScore.objects.filter(sae=sae, feature=feature).delete()
             FeatureScore.objects.bulk_create(scores)
-        summary[feature.name] = [[r["latent"], round(r["frc"], 3)] for r in rows[:3]]
+        summary[feature.name] = [[r["latent"], round(r["frc"], 3)] for r in found["rows"][:3]]
         progress(number / len(features), f"Scored {number}/{len(features)}: {feature.name}")
     SAE.objects.filter(pk=sae.pk).update(scored=True)
     return summary
@@ -733,7 +659,7 @@ def score_job(job: Job, backend=None) -> dict:
         backend,
         _progress(job, 0.0, 1.0),
         p.get("feature_ids"),
-        p.get("max_pairs", 24),
+        p.get("max_pairs", 200),
         p.get("fic_latents", 1),
         p.get("fic_pairs", 8),
     )

@@ -44,7 +44,7 @@ for _kind, _task, _queue in [
     (SEARCH_KIND, "workers.lingualens.search", "interactive"),
     (STEER_KIND, "workers.lingualens.steer", "interactive"),
 ]:
-    register_job_kind(_kind, JobKind(_task, "gpu"))
+    register_job_kind(_kind, JobKind(_task, _queue))
 
 DEFAULT_MODEL = "gemma3-270m"
 DEFAULT_CORPUS_PATH = DATA_DIR / "default_corpus.jsonl"
@@ -488,7 +488,7 @@ def restart_training(user, sae: SAE, resume: bool = True) -> SAE:
 
 
 def start_scoring(
-    user, sae: SAE, feature_ids: list[int] | None = None, max_pairs: int = 24, fic_latents: int = 1, fic_pairs: int = 8
+    user, sae: SAE, feature_ids: list[int] | None = None, max_pairs: int = 200, fic_latents: int = 1, fic_pairs: int = 8
 ) -> Job:
     if sae.status not in (RunStatus.COMPLETE, RunStatus.PARTIAL) or not sae_dir(sae).joinpath("cfg.json").exists():
         raise LensInputError("train the SAE before scoring it")
@@ -556,6 +556,7 @@ def best_layers(feature: LinguisticFeature) -> list[dict]:
             "fic": s.fic,
             "latent": s.latent_index,
             "sae": s.sae,
+            "score": s,
             "feature_id": s.sae.feature_id(s.latent_index),
         }
         for layer, s in sorted(rows.items())

@@ -3,10 +3,11 @@ pipeline runs in workers; these views validate, start jobs and show what is stor
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Max
+from django.db.models import F, Max
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
@@ -38,7 +39,10 @@ def upload_too_large(request, limit: int) -> str | None:
     """Checked from the header, before the body is read."""
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > limit:
-        return f"The upload is {length / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB."
+        return _("The upload is %(size).1f MB; the limit is %(limit).0f MB.") % {
+            "size": length / 1e6,
+            "limit": limit / 1e6,
+        }
     return None
 
 
@@ -54,6 +58,15 @@ def highlighted(context: dict) -> dict:
         for i, (t, a) in enumerate(zip(context["tokens"], context["acts"], strict=True))
     ]
     return {"tokens": tokens, "max": context["max"]}
+
+
+def floor_summary() -> dict | None:
+    """How many best latents (one per SAE and feature) clearly beat their random floor."""
+    best = FeatureScore.objects.filter(rank=0, floor_frc__isnull=False, frc_low__isnull=False)
+    total = best.count()
+    if not total:
+        return None
+    return {"beating": best.filter(frc_low__gt=F("floor_frc")).count(), "total": total}
 
 
 # ---- home -----------------------------------------------------------------------------------
@@ -73,6 +86,7 @@ def index(request):
             "languages": Language.choices,
             "max_corpus_mb": services.MAX_CORPUS_BYTES // 10**6,
             "has_scores": FeatureScore.objects.exists(),
+            "floor": floor_summary(),
         },
     )
 
@@ -86,12 +100,13 @@ def corpus_upload(request):
         return redirect("lingualens:index")
     upload = request.FILES.get("file")
     if upload is None:
-        messages.error(request, "Choose a .txt or .jsonl file to upload.")
+        messages.error(request, _("Choose a .txt or .jsonl file to upload."))
         return redirect("lingualens:index")
     if upload.size > services.MAX_CORPUS_BYTES:
         messages.error(
             request,
-            f"{upload.name} is {upload.size / 1e6:.1f} MB; the limit is {services.MAX_CORPUS_BYTES / 1e6:.0f} MB.",
+            _("%(name)s is %(size).1f MB; the limit is %(limit).0f MB.")
+            % {"name": upload.name, "size": upload.size / 1e6, "limit": services.MAX_CORPUS_BYTES / 1e6},
         )
         return redirect("lingualens:index")
     try:
@@ -102,7 +117,7 @@ def corpus_upload(request):
     name = request.POST.get("name") or upload.name
     source = (request.POST.get("source") or "").strip() or f"Uploaded by {request.user.username} ({upload.name})"
     corpus = services.create_corpus(request.user, name, source[:1000], texts)
-    messages.success(request, f"Corpus “{corpus.name}” saved: {len(texts)} texts.")
+    messages.success(request, _("Corpus “%(name)s” saved: %(n)d texts.") % {"name": corpus.name, "n": len(texts)})
     return redirect("lingualens:index")
 
 
@@ -111,7 +126,7 @@ def corpus_upload(request):
 def train(request):
     corpus = Corpus.objects.filter(pk=request.POST.get("corpus") or 0).first()
     if corpus is None:
-        messages.error(request, "Pick a corpus.")
+        messages.error(request, _("Pick a corpus."))
         return redirect("lingualens:index")
     post = request.POST
     try:
@@ -126,9 +141,9 @@ def train(request):
             max_tokens_per_text=post.get("max_tokens_per_text", 48),
         )
     except services.LensInputError as exc:
-        messages.error(request, f"Not started: {exc}.")
+        messages.error(request, _("Not started: %(error)s.") % {"error": exc})
         return redirect("lingualens:index")
-    messages.success(request, f"Training {sae.slug} queued.")
+    messages.success(request, _("Training %(sae)s queued.") % {"sae": sae.slug})
     return redirect("lingualens:sae", slug=sae.slug)
 
 
@@ -152,9 +167,11 @@ def catalogue(request):
                 request.POST.get("description", ""),
             )
         except services.LensInputError as exc:
-            messages.error(request, f"Not added: {exc}.")
+            messages.error(request, _("Not added: %(error)s.") % {"error": exc})
             return redirect("lingualens:catalogue")
-        messages.success(request, f"Feature “{feature.name}” added; now add its counterfactual pairs.")
+        messages.success(
+            request, _("Feature “%(name)s” added; now add its counterfactual pairs.") % {"name": feature.name}
+        )
         return redirect("lingualens:feature", feature_id=feature.pk)
     features = LinguisticFeature.objects.all()
     language = request.GET.get("language")
@@ -187,7 +204,7 @@ def catalogue_import(request):
     too_large = upload_too_large(request, services.MAX_IMPORT_BYTES + 64 * 1024)
     upload = request.FILES.get("file")
     if too_large or upload is None:
-        messages.error(request, too_large or "Choose a .jsonl file to import.")
+        messages.error(request, too_large or _("Choose a .jsonl file to import."))
         return redirect("lingualens:catalogue")
     try:
         text = services.decode_utf8(upload.read(), upload.name)
@@ -198,9 +215,9 @@ def catalogue_import(request):
     level = messages.success if report.applied and not report.errors else messages.warning
     level(request, report.summary)
     for line, reason in report.errors[:20]:
-        messages.error(request, f"Line {line}: {reason}")
+        messages.error(request, _("Line %(line)d: %(reason)s") % {"line": line, "reason": reason})
     if len(report.errors) > 20:
-        messages.error(request, f"… and {len(report.errors) - 20} more bad lines.")
+        messages.error(request, _("… and %(n)d more bad lines.") % {"n": len(report.errors) - 20})
     return redirect("lingualens:catalogue")
 
 
@@ -222,9 +239,9 @@ def feature_detail(request, feature_id: int):
             services.add_pair(
                 feature, request.POST.get("sentence"), request.POST.get("counterfactual"), request.POST.get("span")
             )
-            messages.success(request, "Pair added.")
+            messages.success(request, _("Pair added."))
         except services.LensInputError as exc:
-            messages.error(request, f"Pair not added: {exc}.")
+            messages.error(request, _("Pair not added: %(error)s.") % {"error": exc})
             # What was typed comes back in the form: nothing is lost.
             return render(request, "lingualens/feature.html", feature_context(feature, request.POST), status=400)
         return redirect("lingualens:feature", feature_id=feature.pk)
@@ -266,7 +283,7 @@ def sae_detail(request, slug: str):
     sae = get_object_or_404(SAE.objects.select_related("run__corpus", "job"), slug=slug)
     latents = sae.latents.order_by("-density")
     page = Paginator(latents, 50).get_page(request.GET.get("page"))
-    matched = FeatureScore.objects.filter(sae=sae, rank=0).select_related("feature").order_by("-frc")[:60]
+    matched = list(FeatureScore.objects.filter(sae=sae, rank=0).select_related("feature").order_by("-frc"))
     score_job = Job.objects.filter(kind=services.SCORE_KIND, params__sae_id=sae.pk).first()
     busy = (sae.job and not sae.job.is_finished) or (score_job and not score_job.is_finished)
     # A worker killed for good (the sweeper failed its job) leaves the SAE "running": offer resume.
@@ -283,6 +300,7 @@ def sae_detail(request, slug: str):
             "dead": sae.latents.filter(density=0).count(),
             "busy": busy,
             "stalled": stalled,
+            "beating": sum(1 for score in matched if score.beats_floor),
         },
     )
 
@@ -296,10 +314,10 @@ def sae_action(request, slug: str, action: str):
     try:
         if action == "score":
             services.start_scoring(request.user, sae)
-            messages.success(request, "Scoring against the catalogue queued.")
+            messages.success(request, _("Scoring against the catalogue queued."))
         else:
             services.restart_training(request.user, sae, resume=action == "resume")
-            messages.success(request, "Training resumed." if action == "resume" else "Training restarted.")
+            messages.success(request, _("Training resumed.") if action == "resume" else _("Training restarted."))
     except services.LensInputError as exc:
         messages.error(request, str(exc))
     return redirect("lingualens:sae", slug=sae.slug)
@@ -343,7 +361,7 @@ def latent_detail(request, feature_id: str):
         latent.note = (request.POST.get("note") or "")[:5000]
         latent.note_updated_at = timezone.now()
         latent.save(update_fields=["note", "note_updated_at"])
-        messages.success(request, "Note saved.")
+        messages.success(request, _("Note saved."))
         return redirect("lingualens:latent", feature_id=feature_id)
     scores = FeatureScore.objects.filter(sae=sae, latent_index=index).select_related("feature").order_by("-frc")
     contexts = [highlighted(c) for c in latent.top_contexts] if latent else []
@@ -390,7 +408,7 @@ def search(request):
     if request.method == "POST":
         sae = saes.filter(pk=request.POST.get("sae") or 0).first()
         if sae is None:
-            messages.error(request, "Pick a trained SAE (a layer) to search with.")
+            messages.error(request, _("Pick a trained SAE (a layer) to search with."))
             return render(request, "lingualens/search.html", {"saes": saes, "typed": request.POST}, status=400)
         try:
             job = services.start_search(request.user, sae, request.POST.get("sentence"))
@@ -482,7 +500,7 @@ def steer(request):
                 normalize=bool(request.POST.get("normalize")),
             )
         except services.LensInputError as exc:
-            messages.error(request, f"Not started: {exc}.")
+            messages.error(request, _("Not started: %(error)s.") % {"error": exc})
             return render(
                 request,
                 "lingualens/steer.html",

@@ -109,35 +109,28 @@ def test_latent_statistics(tiny_sae):
     assert len(shown) == len(set(shown))  # no context is shown twice on the feature page
 
 
-def test_scoring_frc_and_fic(tiny_sae, gemma):
+def test_scoring_chooses_on_one_half_and_reports_on_the_other(tiny_sae, gemma):
     features = list(LinguisticFeature.objects.filter(name__in=["Passive voice", "把 construction"]))
     summary = pipeline.score_sae(
-        tiny_sae, gemma, lambda f, m: None, [f.pk for f in features], max_pairs=12, fic_latents=1, fic_pairs=4
+        tiny_sae, gemma, lambda f, m: None, [f.pk for f in features], max_pairs=16, fic_latents=1, fic_pairs=4
     )
     assert set(summary) == {"Passive voice", "把 construction"}
     for feature in features:
         scores = list(FeatureScore.objects.filter(sae=tiny_sae, feature=feature).order_by("rank"))
         assert scores, feature.name
         best = scores[0]
-        assert best.frc == pytest.approx(2 * best.ps * best.pn / (best.ps + best.pn))
-        assert best.frc >= scores[-1].frc
-        assert best.frc > 0.5  # a latent on the tiny corpus separates the feature from its counterfactual
+        assert (best.n_select, best.n_heldout) == (8, 8)
+        # PS, PN and FRC are the held-out ones; FRC is their harmonic mean, inside its interval.
+        assert best.frc == pytest.approx(2 * best.ps * best.pn / (best.ps + best.pn) if best.ps + best.pn else 0)
+        assert best.frc_low <= best.frc <= best.frc_high
+        assert best.frc_select >= scores[-1].frc_select  # ranked on the selection half
+        assert best.frc_select > 0.5  # a latent on the tiny corpus separates the feature there
+        assert best.floor_frc is not None
+        assert 0 <= best.floor_frc <= 1
         assert best.fic is not None
         assert 0 <= best.fic <= 1
         assert best.fic_detail["pairs"] == 4
-
-
-def test_frc_formula_and_prefilter():
-    s = np.array([[1.0, 0.0, 2.0], [1.0, 0.5, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 1.0]])
-    c = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 1.0]])
-    rows = {row["latent"]: row for row in pipeline.frc_scores(s, c)}
-    assert 1 not in rows  # fires more on counterfactuals: filtered out
-    assert rows[0]["ps"] == 0.75
-    assert rows[0]["pn"] == 0.75
-    assert rows[0]["frc"] == pytest.approx(0.75)
-    assert rows[2]["ps"] == 0.75
-    assert rows[2]["pn"] == 0.5
-    assert rows[2]["frc"] == pytest.approx(0.6)
+        assert best.fic_detail["controls"] == 4
 
 
 def test_search_and_steering(tiny_sae, gemma, researcher, client_for, django_capture_on_commit_callbacks):
