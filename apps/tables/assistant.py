@@ -23,7 +23,16 @@ from apps.tables import charts, services
 from apps.tables.models import Sheet, TableMessage, Workbook
 from apps.tables.prompts import code_prompt, extract_code, repair_prompt, table_markdown, text_prompt
 from apps.tables.sandbox import SandboxResult, run_code
-from apps.tables.selection import Candidate, Choice, canonical, choose, expected_kind, result_kind, text_agrees
+from apps.tables.selection import (
+    Candidate,
+    Choice,
+    canonical,
+    choose,
+    expected_kind,
+    rebuilds_data,
+    result_kind,
+    text_agrees,
+)
 
 __all__ = ["code_prompt", "extract_code", "table_markdown", "text_prompt"]
 
@@ -40,8 +49,9 @@ OPERATION_WORDS = re.compile(
 MODES = ("auto", "text", "code", "both")
 CHART_KINDS = charts.KINDS
 MAX_QUESTION_CHARS = 2000
+MAX_OTHER_SHEETS = 4
 MAX_CODE_CHARS = 20_000
-CODE_TOKENS = 320
+CODE_TOKENS = 256
 TEXT_TOKENS = 120
 
 # Sandbox failure kinds as the API names them, and in words for the page.
@@ -62,6 +72,7 @@ def failure_kind(sandbox_kind: str) -> str:
 
 
 def candidate_count() -> int:
+    # settings.TABLES_CANDIDATES (env TABLES_CANDIDATES) once config/settings.py defines it.
     return max(1, int(getattr(settings, "TABLES_CANDIDATES", 3)))
 
 
@@ -96,7 +107,8 @@ def ask(user, sheet: Sheet, question: str, mode: str = "auto") -> TableMessage:
     chosen_mode = decide_mode(workbook, question, mode)
     frame = services.load_version(sheet.current_version)
     text_only = chosen_mode == "text"
-    messages = text_prompt(frame, question, workbook.context) if text_only else code_prompt(frame, question)
+    others = {} if text_only or chosen_mode == "chart" else other_sheets(sheet)
+    messages = text_prompt(frame, question, workbook.context) if text_only else code_prompt(frame, question, others)
     model = model_for_role("assistant")
     max_tokens = TEXT_TOKENS if chosen_mode == "text" else CODE_TOKENS
     with transaction.atomic():
@@ -223,13 +235,14 @@ def solve(
     context: str = "",
     candidates_wanted: int | None = None,
     text_fallback: bool = True,
+    others: dict[str, pd.DataFrame] | None = None,
 ) -> Solution:
     """Sample code candidates in parallel (the greedy one through `greedy`, which may stream
     it), run each, repair once with the real error if none ran, and choose. The text answer
     runs in parallel when wanted, and afterwards as a fallback when no code ran."""
     changes_table = is_edit(question)
     expected = expected_kind(question, changes_table)
-    prompt = code_prompt(frame, question)
+    prompt = code_prompt(frame, question, others)
     extra = (candidates_wanted or candidate_count()) - 1
     with ThreadPoolExecutor(max_workers=extra + 1) as pool:
         sampled = [pool.submit(_chat, backend, prompt, 0.8, CODE_TOKENS, seed) for seed in range(1, extra + 1)]
@@ -245,16 +258,16 @@ def solve(
             except InferenceError:
                 continue  # a lost sample only lowers the vote, the greedy one still counts
         text = text_future.result().strip() if text_future else ""
-    candidates = [evaluate(extract_code(reply), frame, was_sampled) for reply, was_sampled in replies]
+    candidates = [evaluate(extract_code(reply), frame, was_sampled, others) for reply, was_sampled in replies]
     first_failure = None
     if not any(c.ok for c in candidates):
         broken = next((c for c in candidates if c.kind != "refused"), candidates[0])
         first_failure = {"code": broken.code, "error": broken.error, "kind": failure_kind(broken.kind)}
         if broken.kind != "refused":  # forbidden code is not repaired into allowed code
             fixed = extract_code(
-                _chat(backend, repair_prompt(frame, question, broken.code, broken.error), 0.0, CODE_TOKENS, 0)
+                _chat(backend, repair_prompt(frame, question, broken.code, broken.error, others), 0.0, CODE_TOKENS, 0)
             )
-            repaired = evaluate(fixed, frame, False)
+            repaired = evaluate(fixed, frame, False, others)
             repaired.repaired_from = first_failure
             candidates.append(repaired)
     choice = choose(candidates, expected, "" if changes_table else text)
@@ -270,9 +283,15 @@ def answer_with_code(job: Job, message: TableMessage, frame: pd.DataFrame, quest
         stats.update(run_generation(job))  # streamed to the page; its prompt was saved by ask()
         return Generation.objects.get(job=job).output
 
-    text_fallback = message.result.get("requested_mode") != "code"
     solution = solve(
-        frame, question, backend, greedy, message.mode == "both", message.workbook.context, text_fallback=text_fallback
+        frame,
+        question,
+        backend,
+        greedy,
+        message.mode == "both",
+        message.workbook.context,
+        text_fallback=message.result.get("requested_mode") != "code",
+        others=other_sheets(message.sheet),
     )
     candidates, choice = solution.candidates, solution.choice
     message.text = solution.text
@@ -308,8 +327,17 @@ def answer_with_code(job: Job, message: TableMessage, frame: pd.DataFrame, quest
     fail(message, failure_kind(last.kind), last.error)
 
 
-def evaluate(code: str, frame: pd.DataFrame, sampled: bool) -> Candidate:
-    run = run_code(code, {"df": frame})
+def other_sheets(sheet: Sheet) -> dict[str, pd.DataFrame]:
+    """The workbook's other sheets by name (at most a few), for merges and look-ups."""
+    siblings = Sheet.objects.filter(workbook=sheet.workbook_id).exclude(pk=sheet.pk).select_related("current_version")
+    return {s.name: services.load_version(s.current_version) for s in siblings[:MAX_OTHER_SHEETS] if s.current_version}
+
+
+def evaluate(code: str, frame: pd.DataFrame, sampled: bool, others: dict[str, pd.DataFrame] | None = None) -> Candidate:
+    if rebuilds_data(code):
+        error = "The code builds its own sample table instead of using `df`, the loaded sheet."
+        return Candidate(code=code, sampled=sampled, ok=False, kind="error", error=error)
+    run = run_code(code, {"df": frame, **(others or {})})
     candidate = Candidate(code=code, sampled=sampled, ok=run.ok, kind=run.kind, error=run.error, stdout=run.stdout)
     if run.ok:
         new_table = changed_table(run)

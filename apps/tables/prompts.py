@@ -92,7 +92,19 @@ DATA_RULE = (
 )
 
 
-def code_prompt(frame: pd.DataFrame, question: str) -> list[dict]:
+def other_tables_part(others: dict[str, pd.DataFrame] | None) -> str:
+    """The workbook's other sheets, for merges: reachable as dfs[name] in the sandbox."""
+    if not others:
+        return ""
+    parts = ["Other tables are loaded too, in the dict `dfs` (use them only to combine or look up):"]
+    for name, other in others.items():
+        parts.append(f"dfs[{json.dumps(str(name), ensure_ascii=False)}] has {len(other)} rows. Columns:")
+        parts.extend(schema_lines(other))
+        parts.append(f"First 2 rows as CSV:\n```csv\n{csv_rows(other, 2)}\n```")
+    return "\n".join(parts) + "\n"
+
+
+def code_prompt(frame: pd.DataFrame, question: str, others: dict[str, pd.DataFrame] | None = None) -> list[dict]:
     """TableLLM's spreadsheet format, schema first. The answer is code that sets `result`."""
     schema = "\n".join(schema_lines(frame))
     return [
@@ -105,7 +117,8 @@ def code_prompt(frame: pd.DataFrame, question: str) -> list[dict]:
             "content": f"A pandas DataFrame `df` is already loaded with all {len(frame)} rows "
             f"(pandas is imported as pd, numpy as np). Do not create, read or redefine the data.\n"
             f"Columns:\n{schema}\n"
-            f"First {min(SAMPLE_ROWS, len(frame))} rows as CSV:\n```csv\n{csv_rows(frame)}\n```\n\n"
+            f"First {min(SAMPLE_ROWS, len(frame))} rows as CSV:\n```csv\n{csv_rows(frame)}\n```\n"
+            f"{other_tables_part(others)}\n"
             "Write Python code only, no explanation. Put the answer in a variable named `result` "
             "(a number, a text, a list or a DataFrame). If the request changes the table "
             "(add, update, delete, insert, sort rows or columns), modify `df` itself and set `result = df`.\n"
@@ -114,9 +127,11 @@ def code_prompt(frame: pd.DataFrame, question: str) -> list[dict]:
     ]
 
 
-def repair_prompt(frame: pd.DataFrame, question: str, code: str, error: str) -> list[dict]:
+def repair_prompt(
+    frame: pd.DataFrame, question: str, code: str, error: str, others: dict[str, pd.DataFrame] | None = None
+) -> list[dict]:
     """The error-repair turn: the failed code and the sandbox's real error, then a fix."""
-    messages = code_prompt(frame, question)
+    messages = code_prompt(frame, question, others)
     messages.append({"role": "assistant", "content": f"```python\n{code}\n```"})
     messages.append(
         {

@@ -202,7 +202,9 @@ def execute(code: str, tables: dict) -> dict:
     return {
         "result": answer,
         "df_changed": changed,
-        "new_df": jsonable(namespace["df"]) if changed and answer.get("type") != "table" else None,
+        # The edited df travels apart from the result unless the result is that same frame
+        # (`result = df['x'] = ...` answers a column but changed the whole table).
+        "new_df": jsonable(namespace["df"]) if changed and namespace.get("result") is not namespace["df"] else None,
         "stdout": printed.getvalue()[:MAX_STDOUT_CHARS],
     }
 

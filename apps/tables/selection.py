@@ -146,6 +146,15 @@ def text_agrees(key, text: str) -> bool | None:
     return None
 
 
+REBUILT = re.compile(r"^\s*df\s*=\s*pd\.DataFrame\(\s*[\[{]", re.MULTILINE)
+
+
+def rebuilds_data(code: str) -> bool:
+    """Code that types in a sample table ("df = pd.DataFrame({...})") answers on the few rows
+    it was shown, not on the sheet: it does not count as a candidate that ran."""
+    return bool(REBUILT.search(code))
+
+
 @dataclass
 class Candidate:
     code: str
