@@ -12,7 +12,7 @@ from ninja.files import UploadedFile
 from apps.accounts.api_area import area_auth
 from apps.accounts.permissions import can_view_owned
 from apps.core.errors import Conflict
-from apps.lingualens import services, steering
+from apps.lingualens import services, steering, summaries
 from apps.lingualens.models import SAE, Corpus, CounterfactualPair, FeatureScore, LinguisticFeature, SteeringRun
 from apps.lingualens.steering import DEFAULT_STRENGTH
 
@@ -94,7 +94,7 @@ def feature_out(feature: LinguisticFeature, with_pairs: bool = False) -> dict:
         out["pairs"] = [pair_out(p) for p in feature.pairs.all()]
         out["best_layers"] = [
             {k: v for k, v in row.items() if k not in ("sae", "score")} | {"sae": row["sae"].slug}
-            for row in services.best_layers(feature)
+            for row in summaries.best_layers(feature)
         ]
     return out
 

@@ -124,3 +124,26 @@ def overview(cells: list[dict]) -> bytes:
     if handles:
         axes[1].legend(handles.values(), handles.keys(), fontsize=8, frameon=False, loc="lower right")
     return _svg(fig)
+
+
+def cross_lingual(rows: list[dict]) -> bytes:
+    """Per dimension and layer: English (solid) and Chinese (dashed) features that share a top
+    latent with a feature of the other language."""
+    if not rows:
+        return _empty("No scores yet: score SAEs to compare English and Chinese features.", size=(8, 1.2))
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    layers = sorted({r["layer"] for r in rows})
+    for dimension, color in COLORS.items():
+        points = sorted((r["layer"], r["en"], r["zh"]) for r in rows if r["dimension"] == dimension)
+        if not points:
+            continue
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=color, label=f"{dimension} (en)")
+        ax.plot([p[0] for p in points], [p[2] for p in points], marker="s", ls="--", color=color, alpha=0.7)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("features sharing a top latent")
+    ax.set_xticks(layers)
+    ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+    ax.set_title("English (solid) and Chinese (dashed) features with a shared top latent", fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)

@@ -24,7 +24,6 @@ from apps.lingualens.models import (
     Corpus,
     CounterfactualPair,
     Dimension,
-    FeatureScore,
     Language,
     Latent,
     LinguisticFeature,
@@ -542,47 +541,3 @@ def search_notes(query: str, limit: int = 50) -> dict:
     )
     features = LinguisticFeature.objects.filter(Q(name__icontains=query) | Q(description__icontains=query))[:limit]
     return {"latents": list(latents), "features": list(features)}
-
-
-def best_layers(feature: LinguisticFeature) -> list[dict]:
-    """Best FRC per layer for one linguistic feature: [{layer, frc, latent, sae}] sorted by layer."""
-    rows = {}
-    for score in feature.scores.select_related("sae__run").order_by("layer", "-frc", "rank"):
-        rows.setdefault(score.layer, score)
-    return [
-        {
-            "layer": layer,
-            "frc": s.frc,
-            "fic": s.fic,
-            "latent": s.latent_index,
-            "sae": s.sae,
-            "score": s,
-            "feature_id": s.sae.feature_id(s.latent_index),
-        }
-        for layer, s in sorted(rows.items())
-    ]
-
-
-def overview_table() -> list[dict]:
-    """Per language, dimension and layer: the mean over features of the best latent's FRC (rank 0
-    is the best by FRC) and of its FIC where measured."""
-    cells: dict[tuple, dict] = {}
-    rows = FeatureScore.objects.filter(rank=0).values_list(
-        "feature__language", "feature__dimension", "layer", "frc", "fic"
-    )
-    for language, dimension, layer, frc, fic in rows:
-        cell = cells.setdefault((language, dimension, layer), {"frc": [], "fic": []})
-        cell["frc"].append(frc)
-        if fic is not None:
-            cell["fic"].append(fic)
-    return [
-        {
-            "language": lang,
-            "dimension": dim,
-            "layer": layer,
-            "frc": sum(v["frc"]) / len(v["frc"]),
-            "fic": sum(v["fic"]) / len(v["fic"]) if v["fic"] else None,
-            "n": len(v["frc"]),
-        }
-        for (lang, dim, layer), v in sorted(cells.items())
-    ]

@@ -6,6 +6,7 @@ app_name = "lingualens"
 urlpatterns = [
     path("", views.index, name="index"),
     path("overview.svg", views.overview_svg, name="overview_svg"),
+    path("cross-lingual.svg", views.cross_lingual_svg, name="cross_lingual_svg"),
     path("corpora/upload/", views.corpus_upload, name="corpus_upload"),
     path("train/", views.train, name="train"),
     path("catalogue/", views.catalogue, name="catalogue"),

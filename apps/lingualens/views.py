@@ -14,7 +14,7 @@ from django_htmx.http import HttpResponseClientRefresh
 from apps.accounts.permissions import area_required, can_view_owned
 from apps.jobs.models import Job
 from apps.jobs.services import queue_position
-from apps.lingualens import plots, services, steering
+from apps.lingualens import plots, services, steering, summaries
 from apps.lingualens.models import (
     SAE,
     ActivationRun,
@@ -87,6 +87,7 @@ def index(request):
             "max_corpus_mb": services.MAX_CORPUS_BYTES // 10**6,
             "has_scores": FeatureScore.objects.exists(),
             "floor": floor_summary(),
+            "cross_lingual": summaries.cross_lingual_table(),
         },
     )
 
@@ -149,7 +150,12 @@ def train(request):
 
 @area_required(AREA)
 def overview_svg(request):
-    return svg(plots.overview(services.overview_table()))
+    return svg(plots.overview(summaries.overview_table()))
+
+
+@area_required(AREA)
+def cross_lingual_svg(request):
+    return svg(plots.cross_lingual(summaries.cross_lingual_table()))
 
 
 # ---- catalogue ------------------------------------------------------------------------------
@@ -252,7 +258,7 @@ def feature_context(feature: LinguisticFeature, typed=None) -> dict:
     other_language = "zh" if feature.language == "en" else "en"
     others = []
     for other in LinguisticFeature.objects.filter(language=other_language, dimension=feature.dimension):
-        layers = services.best_layers(other)
+        layers = summaries.best_layers(other)
         best = max(layers, key=lambda r: r["frc"]) if layers else None
         others.append({"feature": other, "best": best})
     scores = list(FeatureScore.objects.filter(feature=feature).select_related("sae__run").order_by("layer", "rank"))
@@ -261,7 +267,7 @@ def feature_context(feature: LinguisticFeature, typed=None) -> dict:
     return {
         "feature": feature,
         "pairs": feature.pairs.all(),
-        "layers": services.best_layers(feature),
+        "layers": summaries.best_layers(feature),
         "scores": scores,
         "others": others,
         "other_language": dict(Language.choices)[other_language],
@@ -272,7 +278,7 @@ def feature_context(feature: LinguisticFeature, typed=None) -> dict:
 @area_required(AREA)
 def feature_layers_svg(request, feature_id: int):
     feature = get_object_or_404(LinguisticFeature, pk=feature_id)
-    return svg(plots.layer_profile(services.best_layers(feature), feature.name))
+    return svg(plots.layer_profile(summaries.best_layers(feature), feature.name))
 
 
 # ---- SAEs and latents ------------------------------------------------------------------------

@@ -34,6 +34,8 @@ ENGLISH = [
     "Training loss",
     "Latents by firing density",
     "Top latents per token",
+    "Across languages",
+    "Shared latents",
 ]
 
 

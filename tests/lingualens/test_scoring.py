@@ -141,3 +141,32 @@ def test_pages_show_held_out_scores_with_interval_and_floor(client_for, research
     assert passive["frc_interval"] == [0.6, 0.95]
     assert passive["beats_floor"] is True
     assert passive["pairs"] == {"selection": 12, "held_out": 12}
+
+
+@pytest.mark.django_db
+def test_cross_lingual_view_counts_features_sharing_top_latents(client_for, researcher, stored_sae):  # noqa: F811
+    from apps.lingualens import summaries
+    from apps.lingualens.models import FeatureScore, LinguisticFeature
+
+    ba = LinguisticFeature.objects.get(name="把 construction")  # syntax, like the stored passive voice (latent 3)
+    FeatureScore.objects.create(sae=stored_sae, feature=ba, latent_index=3, layer=6, rank=1, ps=1, pn=1, frc=1)
+    FeatureScore.objects.create(sae=stored_sae, feature=ba, latent_index=9, layer=6, rank=0, ps=1, pn=1, frc=1)
+    thanks = LinguisticFeature.objects.get(name="Honorific 您")
+    FeatureScore.objects.create(sae=stored_sae, feature=thanks, latent_index=3, layer=6, rank=0, ps=1, pn=1, frc=1)
+    rows = {row["dimension"]: row for row in summaries.cross_lingual_table()}
+    assert rows["syntax"] == {
+        "layer": 6,
+        "dimension": "syntax",
+        "en": 1,
+        "en_total": 1,
+        "zh": 1,
+        "zh_total": 1,
+        "shared_latents": [3],
+    }
+    assert rows["pragmatics"]["en"] == 0  # latent 3 is shared across dimensions, not within pragmatics
+    page = client_for(researcher).get("/lingualens/").content.decode()
+    assert 'id="cross-lingual"' in page
+    assert "1 / 1" in page
+    svg = client_for(researcher).get("/lingualens/cross-lingual.svg")
+    assert svg["Content-Type"] == "image/svg+xml"
+    assert b"syntax (en)" in svg.content
