@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
-from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
@@ -100,6 +99,14 @@ def origin_allowed(scope: dict, value: str) -> bool:
     return any(_matches(origin, allowed) for allowed in configured)
 
 
+async def deny(scope, receive, send) -> None:
+    """Refuse the handshake (HTTP 403). A bare ASGI app rather than channels' WebsocketDenier,
+    which is a consumer and so opens a channel-layer receive for every refused connection."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close", "code": 1008})  # 1008: policy violation
+
+
 class WebSocketGate:
     """The ASGI app for every WebSocket: checks the Origin and the token, then hands the
     connection to `inner` (the URL router) with scope["user"] set."""
@@ -107,7 +114,7 @@ class WebSocketGate:
     def __init__(self, inner) -> None:
         self.inner = inner
         self.with_session = AuthMiddlewareStack(inner)
-        self.deny = WebsocketDenier()
+        self.deny = deny
 
     async def __call__(self, scope, receive, send):
         origin = _header(scope, b"origin")

@@ -14,6 +14,7 @@ from django.db import transaction
 from apps.accounts.permissions import can_view_owned
 from apps.tables.models import Sheet, SheetVersion, Workbook
 from apps.tables.sandbox import table_from_json, table_to_json
+from apps.tables.xlsx import WorkbookLimitError, read_xlsx
 
 UPLOAD_TYPES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx"}
 MAX_CELLS = 5_000_000
@@ -50,7 +51,9 @@ def read_upload(file_name: str, data: bytes) -> list[tuple[str, pd.DataFrame]]:
     stem = Path(file_name).stem[:100] or "Sheet1"
     if UPLOAD_TYPES[suffix] == "xlsx":
         try:
-            sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, engine="openpyxl")
+            sheets = read_xlsx(file_name, data)  # size and cell limits before and while parsing; values only
+        except WorkbookLimitError as exc:
+            raise TableInputError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001  (openpyxl raises many types for a corrupt file)
             raise TableInputError(f"{file_name} is not a readable XLSX file ({type(exc).__name__}).") from None
         frames = [(name, frame) for name, frame in sheets.items() if not frame.dropna(how="all").empty]
