@@ -1,5 +1,6 @@
 """Atrium settings. Everything that varies between machines comes from the environment, here."""
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -130,6 +131,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Worker processes per queue (the Procfile's -c): queue wait estimates divide by them.
+QUEUE_WORKERS = {
+    "interactive": env_int("INTERACTIVE_WORKERS", 3, minimum=1),
+    "batch": env_int("BATCH_WORKERS", 1, minimum=1),
+    "cpu": env_int("CPU_WORKERS", 2, minimum=1),
+}
 JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 300, minimum=10)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 
@@ -204,6 +211,11 @@ TABLES_MAX_UPLOAD_BYTES = env_int("TABLES_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, m
 KBQA_MAX_UPLOAD_BYTES = env_int("KBQA_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1024)
 LINGUALENS_MAX_CORPUS_BYTES = env_int("LINGUALENS_MAX_CORPUS_BYTES", 5 * 1024 * 1024, minimum=1024)
 STREAM_BATCH_SECONDS = env_float("STREAM_BATCH_SECONDS", 0.05)
+
+# The production web server (python -m config.web): uvicorn worker processes sharing one socket.
+WEB_PROCESSES = env_int("WEB_PROCESSES", os.cpu_count() or 1, minimum=1)
+FORWARDED_ALLOW_IPS = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")  # proxies whose X-Forwarded-* are believed
+WEB_ACCESS_LOG = env_bool("WEB_ACCESS_LOG", False)
 
 LOGGING = {
     "version": 1,

@@ -16,7 +16,7 @@ from apps.inference.models import Generation
 from apps.inference.services import visible_generation
 from apps.jobs.consumers import CLOSE_FORBIDDEN
 from apps.jobs.models import Job, job_group
-from apps.jobs.services import queue_position
+from apps.jobs.services import queue_position, queue_wait
 
 
 def generation_state(job_id: int) -> tuple[Job, Generation, str]:
@@ -30,7 +30,7 @@ def generation_state(job_id: int) -> tuple[Job, Generation, str]:
 def render_status(job: Job, generation: Generation) -> str:
     return render_to_string(
         "inference/playground.html#generation-status",
-        {"job": job, "generation": generation, "oob": True, "position": queue_position(job)},
+        {"job": job, "generation": generation, "oob": True, "wait": queue_wait(job)},
     )
 
 

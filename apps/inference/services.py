@@ -209,8 +209,13 @@ def model_statuses() -> list[dict]:
             ready = server_is_up(spec)
             where = f"OpenAI-compatible server at {spec.base_url}"
         rows.append(
-            {"spec": spec, "ready": ready, "loaded_in": loaded.get(spec.name, []), "roles": roles_of(spec.name),
-             "where": where}
+            {
+                "spec": spec,
+                "ready": ready,
+                "loaded_in": loaded.get(spec.name, []),
+                "roles": roles_of(spec.name),
+                "where": where,
+            }
         )
     return rows
 

@@ -6,7 +6,7 @@ from apps.inference import services
 from apps.inference.backends import InferenceError
 from apps.inference.forms import PlaygroundForm
 from apps.inference.models import Generation
-from apps.jobs.services import queue_position
+from apps.jobs.services import queue_wait
 
 
 def recent_generations(user) -> list[Generation]:
@@ -29,7 +29,7 @@ def playground(request):
         "form": form,
         "generation": generation,
         "job": generation.job if generation else None,
-        "position": queue_position(generation.job) if generation else None,
+        "wait": queue_wait(generation.job) if generation else None,
         "error": error,
         "models": services.model_statuses(),
         "history": recent_generations(request.user),
@@ -47,7 +47,7 @@ def generation_detail(request, job_id: int):
     return render(
         request,
         "inference/generation_detail.html",
-        {"generation": generation, "job": generation.job, "position": queue_position(generation.job)},
+        {"generation": generation, "job": generation.job, "wait": queue_wait(generation.job)},
     )
 
 

@@ -17,6 +17,7 @@ class JobOut(Schema):
     progress: float
     progress_message: str
     queue_position: int | None
+    estimated_wait_seconds: float | None
     attempts: int
     result: Any | None
     error: str
@@ -26,9 +27,15 @@ class JobOut(Schema):
 
 
 def job_out(job) -> dict:
+    wait = services.queue_wait(job)
     return {
-        **{field: getattr(job, field) for field in JobOut.model_fields if field not in {"queue_position"}},
-        "queue_position": services.queue_position(job),
+        **{
+            field: getattr(job, field)
+            for field in JobOut.model_fields
+            if field not in {"queue_position", "estimated_wait_seconds"}
+        },
+        "queue_position": wait.position if wait else None,
+        "estimated_wait_seconds": wait.estimated_seconds if wait else None,
     }
 
 

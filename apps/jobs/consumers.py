@@ -6,15 +6,13 @@ from django.template.loader import render_to_string
 
 from apps.accounts.permissions import can_access_area, can_view_owned
 from apps.jobs.models import Job, job_group
-from apps.jobs.services import queue_position
+from apps.jobs.services import queue_wait
 
 CLOSE_FORBIDDEN = 4403
 
 
 def render_job_status(job: Job) -> str:
-    return render_to_string(
-        "jobs/job_detail.html#job-status", {"job": job, "oob": True, "position": queue_position(job)}
-    )
+    return render_to_string("jobs/job_detail.html#job-status", {"job": job, "oob": True, "wait": queue_wait(job)})
 
 
 class JobConsumer(AsyncWebsocketConsumer):

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from apps.jobs.events import send_to_group
 from apps.jobs.models import Job, JobStatus, job_group
@@ -99,6 +100,49 @@ def queue_position(job: Job) -> int | None:
     ahead = Job.objects.filter(queue=job.queue, created_at__lt=job.created_at)
     ahead = ahead.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).count()
     return ahead + 1
+
+
+@dataclass(frozen=True)
+class QueueWait:
+    position: int  # 1 = next to run
+    estimated_seconds: float | None  # None until the queue has finished a job to learn from
+
+    def __str__(self) -> str:
+        if self.estimated_seconds is None:
+            return gettext("Position in queue: %(position)s") % {"position": self.position}
+        return gettext("Position in queue: %(position)s · about %(wait)s") % {
+            "position": self.position,
+            "wait": _wait_words(self.estimated_seconds),
+        }
+
+
+def _wait_words(seconds: float) -> str:
+    if seconds < 60:
+        return gettext("%(n)d s") % {"n": max(1, round(seconds))}
+    return gettext("%(n)d min") % {"n": round(seconds / 60)}
+
+
+RECENT_FOR_ESTIMATE = 20
+
+
+def queue_wait(job: Job) -> QueueWait | None:
+    """Where a queued job stands and about how long it will wait: the jobs ahead of it, shared
+    by the queue's worker processes, each taking the median time of the queue's recent jobs."""
+    position = queue_position(job)
+    if position is None:
+        return None
+    recent = (
+        Job.objects.filter(queue=job.queue, status=JobStatus.SUCCEEDED, started_at__isnull=False)
+        .order_by("-finished_at")
+        .values_list("started_at", "finished_at")[:RECENT_FOR_ESTIMATE]
+    )
+    durations = sorted((finished - started).total_seconds() for started, finished in recent if finished)
+    if not durations:
+        return QueueWait(position, None)
+    median = durations[len(durations) // 2]
+    workers = settings.QUEUE_WORKERS.get(job.queue, 1)
+    rounds = -(-position // workers)  # the jobs ahead leave `workers` at a time
+    return QueueWait(position, rounds * median)
 
 
 def start_job(job_id: int) -> Job | None:

@@ -24,7 +24,7 @@ def job_list(request):
 @area_required("jobs")
 def job_detail(request, job_id: int):
     job = get_visible_job(request.user, job_id)
-    return render(request, "jobs/job_detail.html", {"job": job, "position": services.queue_position(job)})
+    return render(request, "jobs/job_detail.html", {"job": job, "wait": services.queue_wait(job)})
 
 
 @require_POST

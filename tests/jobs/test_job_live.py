@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -39,7 +40,8 @@ def test_count_job_streams_progress_over_websocket(live_stack, student):
             seen.append(message)
             if 'data-status="succeeded"' in message:
                 break
-    assert any("Counted 1 of 5" in message for message in seen)
+    # Progress arrives as it happens (which step comes first depends on when the socket joined).
+    assert any(re.search(r"Counted [1-4] of 5", message) for message in seen)
     assert 'data-status="succeeded"' in seen[-1]
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED

@@ -96,3 +96,21 @@ def test_queue_position_counts_jobs_ahead(student):
     assert services.queue_position(second) == 2
     services.start_job(first.pk)
     assert services.queue_position(second) == 2  # the running job is still ahead
+
+
+def test_queue_wait_estimates_from_recent_jobs_of_the_queue(student, settings):
+    settings.QUEUE_WORKERS = {"cpu": 2}
+    waiting = [make_job(student) for _ in range(3)]
+    assert services.queue_wait(waiting[0]).estimated_seconds is None  # nothing learned yet
+    assert "Position in queue: 1" in str(services.queue_wait(waiting[0]))
+    now = timezone.now()
+    for seconds in (10, 30, 20):
+        Job.objects.create(
+            owner=student, kind="count", queue="cpu", status=JobStatus.SUCCEEDED,
+            started_at=now - timedelta(seconds=seconds), finished_at=now,
+        )  # fmt: skip
+    first, _second, third = (services.queue_wait(job) for job in waiting)
+    assert first.estimated_seconds == pytest.approx(20, abs=0.5)  # one round of the median job
+    assert third.position == 3
+    assert third.estimated_seconds == pytest.approx(40, abs=0.5)  # two workers: the third waits two rounds
+    assert "about 40 s" in str(third)
