@@ -130,7 +130,7 @@ class LiveStack:
         self.web.wait(timeout=20)
 
 
-def start_stack(log_dir: Path) -> LiveStack:
+def start_stack(log_dir: Path, interactive_concurrency: int = 2) -> LiveStack:
     port = free_port()
     web_log = log_dir / "web.log"
     web = subprocess.Popen(
@@ -153,6 +153,6 @@ def start_stack(log_dir: Path) -> LiveStack:
         time.sleep(0.2)
     # As in `make up`: batch work (SAE training, scoring, parser training) has its own worker,
     # so interactive work never waits behind it.
-    worker = start_worker(log_dir, queues="cpu,interactive", concurrency=2)
+    worker = start_worker(log_dir, queues="cpu,interactive", concurrency=interactive_concurrency)
     batch = start_worker(log_dir, queues="batch", concurrency=1, name="batch")
     return LiveStack(url=url, web=web, worker=worker, log_dir=log_dir, extra_workers=[batch])
