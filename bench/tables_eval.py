@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--task", default="")
     parser.add_argument("--out", default=str(BASE_DIR / "var" / "bench" / "tables_eval.json"))
     parser.add_argument("--report", help="print the figures of a finished or partial run's JSON and stop")
+    parser.add_argument("--resume", action="store_true", help="keep the questions already in --out, run the rest")
     args = parser.parse_args()
     if args.report:
         rows = json.loads(Path(args.report).read_text())
@@ -134,9 +135,12 @@ def main() -> None:
         cases = cases[: args.limit]
     spec = model_for_role("assistant")
     backend = load_backend(spec)
-    rows = []
+    rows = json.loads(Path(args.out).read_text()) if args.resume and Path(args.out).exists() else []
+    done = {row["question"] for row in rows}
     started = time.monotonic()
     for number, case in enumerate(cases, start=1):
+        if case["question"] in done:
+            continue
         frame = tables[case["table"]]
         others = {name: tables[name] for name in case.get("others", [])}
         gold = case["gold"](frame, *others.values()) if callable(case["gold"]) else case["gold"]
