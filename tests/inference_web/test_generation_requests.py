@@ -20,7 +20,7 @@ def test_request_creates_job_and_generation_with_merged_params(researcher):
 
 
 def test_unknown_model_names_the_known_ones(researcher):
-    with pytest.raises(ModelNotFound, match="Known models: smollm2-135m"):
+    with pytest.raises(ModelNotFound, match="Known models: qwen2.5-coder-1.5b, smollm2-135m"):
         services.request_generation(researcher, "gpt-17", messages=HELLO)
 
 
@@ -120,6 +120,42 @@ def test_models_page_is_admin_only(client_for, researcher, admin_user):
     page = client_for(admin_user).get("/inference/models/").content.decode()
     assert 'data-model="smollm2-135m"' in page
     assert 'data-model="gemma3-270m"' in page
+
+
+def test_models_page_shows_roles_where_each_runs_and_readiness(client_for, admin_user, settings):
+    from apps.inference.registry import all_models
+
+    settings.LLAMA_SERVER_URL = "http://127.0.0.1:9/v1"  # nothing listens there
+    all_models.cache_clear()
+    try:
+        page = client_for(admin_user).get("/inference/models/").content.decode()
+    finally:
+        all_models.cache_clear()
+    row = page[page.index(f'data-model="{settings.ASSISTANT_MODEL_NAME}"') :]
+    row = row[: row.index("</tr>")]
+    assert 'data-ready="no"' in row
+    assert "assistant" in row
+    assert "server not answering" in row
+    assert "127.0.0.1:9/v1" in row
+    lens = page[page.index('data-model="gemma3-270m"') :]
+    assert ">lens<" in lens[: lens.index("</tr>")]
+
+
+def test_a_conversation_too_long_is_trimmed_with_a_note(client_for, researcher):
+    """The oldest turns give way (the system prompt and the last message stay), and the page says so."""
+    long_turn = "a long turn about the sea " * 80  # about 2,000 characters
+    messages = [{"role": "system", "content": "Be brief."}]
+    for index in range(12):
+        messages += [{"role": "user", "content": f"{index} {long_turn}"}, {"role": "assistant", "content": "ok"}]
+    messages.append({"role": "user", "content": "And now?"})
+    job = services.request_generation(researcher, "smollm2-135m", messages=messages, params={"max_tokens": 4000})
+    generation = job.generation
+    assert generation.trimmed_messages > 0
+    assert generation.messages[0] == {"role": "system", "content": "Be brief."}
+    assert generation.messages[-1]["content"] == "And now?"
+    assert len(generation.messages) == len(messages) - generation.trimmed_messages
+    page = client_for(researcher).get(f"/inference/generations/{job.pk}/").content.decode()
+    assert "left out so the conversation fits" in page
 
 
 def test_openai_endpoint_requires_a_token(client, researcher):
