@@ -81,8 +81,9 @@ def minutes(seconds: int) -> int:
 
 
 def request_address(meta: dict) -> str:
-    # REMOTE_ADDR is the peer daphne saw; behind a proxy run daphne with --proxy-headers
-    # so that it is the client's address from X-Forwarded-For, not the proxy's.
+    # REMOTE_ADDR is the peer the server saw. Behind a proxy, list the proxy in
+    # FORWARDED_ALLOW_IPS so that it is the client's address (X-Forwarded-For), not the
+    # proxy's, or every client would share one address counter.
     return str(meta.get("REMOTE_ADDR") or "")
 
 
