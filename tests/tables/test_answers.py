@@ -150,6 +150,9 @@ def test_code_sent_to_the_api_runs_on_the_sheet_and_names_its_version(client_for
     sheet.refresh_from_db()
     assert sheet.current_version.description == "added column price"
     assert services.load_version(sheet.current_version)["price"].tolist()[0] == 100.0
+    page = client.get(f"/tables/messages/{created['id']}/").content.decode()
+    assert "added column price" in page
+    assert "Printed output" in page
 
 
 def test_the_api_takes_a_mode_and_refuses_an_unknown_one(client_for, researcher, sheet):
