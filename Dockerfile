@@ -19,4 +19,5 @@ RUN mkdir -p /app/var && chown atrium:atrium /app/var
 USER atrium
 
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+ENV ATRIUM_HOST=0.0.0.0 ATRIUM_PORT=8000
+CMD ["python", "-m", "config.web"]
