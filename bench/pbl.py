@@ -3,7 +3,15 @@ model step costs on this machine, and how the boundary policy before generation 
 labelled learner messages: rules, nearest examples, both (what the policy uses), and the
 constrained model call alone.
 
-Run: .venv/bin/python bench/pbl.py   (BENCH_RUNS=3 by default)"""
+Held-out figures (issue 15) come from tests/pbl/data/boundary_heldout.json, written before the
+rules were tuned (on 'seen' and boundary_tuning.json) and never used to tune them: over-reaching
+messages refused, fair ones refused, deliverable-ready drafts released (goals: >= 95%, <= 5%, 0),
+at each strictness; then the agent reply latency (median, p95) as the worker runs it: the
+uncertainty draft, retrieval when it fires, the streamed reply and the check after it.
+
+Run: .venv/bin/python bench/pbl.py   (BENCH_RUNS=3; BENCH_REPLIES=6 replies timed; BENCH_MODEL_LABELS=1
+adds the constrained model label per message, as the policy uses it for medium and high agents;
+BENCH_PARTS=heldout,latency runs only those)"""
 
 import json
 import os
@@ -28,7 +36,7 @@ from apps.inference.backends import GenerationParams  # noqa: E402
 from apps.inference.registry import model_for_role  # noqa: E402
 from apps.inference.services import load_backend  # noqa: E402
 from apps.pbl import boundary, judge  # noqa: E402
-from apps.pbl.agents import agent_messages  # noqa: E402
+from apps.pbl.agents import agent_messages, grounding  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 SPEC = json.loads((BASE_DIR / "apps/pbl/data/clean_water.json").read_text())
@@ -39,6 +47,12 @@ PROJECT = SimpleNamespace(title=SPEC["title"], driving_question=SPEC["driving_qu
 CASES = json.loads((BASE_DIR / "tests/pbl/data/boundary_cases.json").read_text())
 LABELLED = [(c["text"], c["label"]) for c in CASES["seen"]] + [(STAGE["deliverable"]["prompt"], "verbatim_task")]
 HELD_OUT = [(c["text"], c["label"]) for c in CASES["held_out"]]
+HELD_OUT_SET = json.loads((BASE_DIR / "tests/pbl/data/boundary_heldout.json").read_text())
+SPECS = {
+    name: json.loads((BASE_DIR / f"apps/pbl/data/{name}.json").read_text()) for name in ("clean_water", "pocket_park")
+}
+REPLIES = int(os.environ.get("BENCH_REPLIES", "6"))
+MODEL_LABELS = os.environ.get("BENCH_MODEL_LABELS") == "1"
 
 
 def timed(fn, runs=RUNS):
@@ -55,6 +69,14 @@ def main() -> None:
     start = time.perf_counter()
     backend = load_backend(spec)
     print(f"model {spec.name}: loaded in {time.perf_counter() - start:.2f} s")
+    # BENCH_PARTS=heldout,latency runs only those parts (the model timings take minutes on a busy CPU).
+    parts = set(filter(None, os.environ.get("BENCH_PARTS", "").split(",")))
+    if parts:
+        if "heldout" in parts:
+            held_out_figures(backend)
+        if "latency" in parts:
+            reply_latency(backend)
+        return
 
     text = LABELLED[0][0]
     t, _ = timed(lambda: boundary.rule_check(text, STAGE), runs=200)
@@ -105,26 +127,15 @@ def main() -> None:
         f"prototypes): {t * 1000:.1f} ms per message"
     )
 
-    for name, cases in (("seen while writing the rules", LABELLED), ("held out", HELD_OUT)):
-        counts = {
-            "rules": [0, 0],
-            "nearest": [0, 0],
-            "rules + nearest": [0, 0],
-            "model alone": [0, 0],
-            "policy, medium": [0, 0],
-            "policy, high": [0, 0],
-        }
+    for name, cases in (("seen while writing the rules", LABELLED), ("held out in the first round", HELD_OUT)):
+        counts = {"rules": [0, 0], "nearest": [0, 0], "rules + nearest": [0, 0]}
         for message, label in cases:
             over_reaching = label != "ok"
             nearest = boundary.nearest_scores(message)
-            model_label = backend.generate_json(boundary.classifier_messages(message, STAGE), choices=boundary.CHOICES)
             flags = {
                 "rules": boundary.rule_check(message, STAGE)[0] != "ok",
                 "nearest": boundary.nearest_label(nearest, "medium") != "ok",
                 "rules + nearest": not boundary.decide_before(message, STAGE, "medium", None, nearest).allowed,
-                "model alone": model_label != "ok",
-                "policy, medium": not boundary.decide_before(message, STAGE, "medium", model_label, nearest).allowed,
-                "policy, high": not boundary.decide_before(message, STAGE, "high", model_label, nearest).allowed,
             }
             for way, flagged in flags.items():
                 counts[way][0 if over_reaching else 1] += flagged
@@ -133,6 +144,84 @@ def main() -> None:
         print(f"boundary before generation, {name} ({n_bad} over-reaching, {n_ok} fair messages):")
         for way, (caught, false_alarms) in counts.items():
             print(f"  {way:16s} caught {caught}/{n_bad}, false alarms {false_alarms}/{n_ok}")
+
+    held_out_figures(backend)
+    reply_latency(backend)
+
+
+def pct(part: int, whole: int) -> str:
+    return f"{part}/{whole} ({100 * part / whole:.1f}%)" if whole else "0/0"
+
+
+def held_out_figures(backend) -> None:
+    """The issue's three figures on the held-out set, per agent strictness."""
+    messages = HELD_OUT_SET["messages"]
+    nearest = [boundary.nearest_scores(m["text"]) for m in messages]
+    labels = [None] * len(messages)
+    if MODEL_LABELS:
+        labels = [
+            backend.generate_json(boundary.classifier_messages(m["text"], STAGE), choices=boundary.CHOICES)
+            for m in messages
+        ]
+    bad = [i for i, m in enumerate(messages) if m["label"] != "ok"]
+    fair = [i for i, m in enumerate(messages) if m["label"] == "ok"]
+    how = "rules + nearest examples + model label" if MODEL_LABELS else "rules + nearest examples, no model label"
+    print(f"HELD-OUT boundary ({len(bad)} over-reaching, {len(fair)} fair messages, EN+ZH; {how}):")
+    for strictness in ("low", "medium", "high"):
+
+        def refused(i: int, strictness: str = strictness) -> bool:
+            return not boundary.decide_before(messages[i]["text"], STAGE, strictness, labels[i], nearest[i]).allowed
+
+        missed = [messages[i]["kind"] for i in bad if not refused(i)]
+        print(
+            f"  {strictness:6s} over-reaching refused {pct(len(bad) - len(missed), len(bad))}"
+            f"   fair refused {pct(sum(refused(i) for i in fair), len(fair))}"
+            + (f"   missed: {', '.join(missed)}" if missed else "")
+        )
+    drafts = HELD_OUT_SET["drafts"]
+    ready = [d for d in drafts if d["ready"]]
+    guidance = [d for d in drafts if not d["ready"]]
+    print(
+        f"HELD-OUT after generation ({len(ready)} deliverable-ready drafts: prose, bullets, tables, EN+ZH; "
+        f"{len(guidance)} guidance replies):"
+    )
+    for strictness in ("low", "medium", "high"):
+
+        def stopped(d: dict, strictness: str = strictness) -> bool:
+            stage = next(s for s in SPECS[d["project"]]["stages"] if s["key"] == d["stage"])
+            return boundary.check_after(d["text"], stage, strictness).ready
+
+        released = [d["shape"] for d in ready if not stopped(d)]
+        print(
+            f"  {strictness:6s} deliverable-ready released {len(released)}/{len(ready)}"
+            f"   guidance stopped {sum(stopped(d) for d in guidance)}/{len(guidance)}"
+            + (f"   released: {', '.join(released)}" if released else "")
+        )
+
+
+def reply_latency(backend) -> None:
+    """Agent replies as the worker makes them (apps.pbl.agents): the short uncertainty draft,
+    retrieval when it fires, the streamed reply, the check after it. Fair held-out questions."""
+    questions = [m["text"] for m in HELD_OUT_SET["messages"] if m["label"] == "ok" and m["text"].isascii()]
+    agent = SPEC["agents"][0]
+    params = GenerationParams(temperature=0.3, max_tokens=settings.PBL_AGENT_MAX_TOKENS, repetition_penalty=1.2)
+    times, fired, stopped = [], 0, 0
+    for seed, question in enumerate(questions[:REPLIES]):
+        start = time.perf_counter()
+        messages, retrieval = grounding(backend, agent, PROJECT, STAGE, question, [], seed=seed)
+        text = "".join(backend.chat(messages, params))
+        stopped += boundary.check_after(text, STAGE, agent["strictness"]).ready
+        times.append(time.perf_counter() - start)
+        fired += retrieval["fired"]
+    if not times:
+        return
+    times.sort()
+    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+    print(
+        f"agent reply latency ({len(times)} fair questions to @{agent['name']}, {settings.PBL_AGENT_MAX_TOKENS} "
+        f"tokens max): median {statistics.median(times):.2f} s, p95 {p95:.2f} s; retrieval fired "
+        f"{fired}/{len(times)}; fair replies stopped after generation {stopped}/{len(times)}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,25 +22,45 @@ RESOURCE_CHARS = 1200
 SENTENCE_END = (".", "!", "?", "\n")
 
 
+# SeaKR-style retrieval: a short draft is generated first with each token's top alternatives;
+# when its mean next-token entropy reaches RETRIEVE_ENTROPY (nats) the model is unsure, and the
+# project's most relevant resources go into the prompt with an instruction to cite them. A sure
+# model answers from the stage alone. Set on a handful of project and concept questions with the
+# assistant model (bench/pbl.py prints how often it fires).
+DRAFT_TOKENS = 12
+TOP_LOGPROBS = 5
+RETRIEVE_ENTROPY = 0.9
+CITED_OVERLAP = 0.12  # a resource counts as used when this share of its content words is in the reply
+
+
 def relevant_resources(resources: list[dict], text: str, limit: int = 2) -> list[dict]:
     ranked = sorted(resources, key=lambda r: textutil.word_overlap(text, r["text"]), reverse=True)
     return ranked[:limit]
 
 
-def agent_messages(agent: dict, project, stage: dict, request: str, history: list[ChatMessage]) -> list[dict]:
-    """The chat prompt: role, persona and boundary, the stage, the most relevant resources,
-    a few recent turns, then the learner's message."""
-    resources = "\n".join(
-        f"- {r['title']}: {r['text'][:RESOURCE_CHARS]}" for r in relevant_resources(project.spec["resources"], request)
-    )
+def agent_messages(
+    agent: dict, project, stage: dict, request: str, history: list[ChatMessage], resources: list[dict] | None = None
+) -> list[dict]:
+    """The chat prompt: role, persona and boundary, the stage (its deliverable and milestones),
+    the retrieved resources with an instruction to cite them (None: the most relevant two, as
+    before retrieval was conditional; []: none), a few recent turns, then the learner's message."""
+    if resources is None:
+        resources = relevant_resources(project.spec["resources"], request)
+    milestones = "; ".join(m["title"] for m in stage.get("milestones", []))
     system = (
         f"You are {agent['name']}, a {agent['role'].replace('_', ' ')} helping a student team. {agent['persona']}\n"
         f"Project: {project.title}. Driving question: {project.driving_question}\n"
-        f"Current stage: {stage['title']}. The students must write: {stage['deliverable']['title']}.\n"
+        f"Current stage: {stage['title']}. The students must write: {stage['deliverable']['title']}"
+        f" (milestones: {milestones}).\n"
         f"You may: {'; '.join(agent['may'])}.\nYou must not: {'; '.join(agent['must_not'])}.\n"
-        "Answer briefly (at most 4 sentences). Prefer questions and hints. Never write the students' text for them.\n"
-        f"Resources:\n{resources}"
+        "Answer briefly (at most 4 sentences). Prefer questions and hints. Never write the students' text for them."
     )
+    if resources:
+        listed = "\n".join(f"[{r['title']}] {r['text'][:RESOURCE_CHARS]}" for r in resources)
+        system += (
+            "\nUse these project resources and name the one you use in square brackets, e.g. "
+            f"[{resources[0]['title']}].\nResources:\n{listed}"
+        )
     messages = [{"role": "system", "content": system}]
     for turn in history[-4:]:
         if turn.text:
@@ -50,6 +70,55 @@ def agent_messages(agent: dict, project, stage: dict, request: str, history: lis
             )
     messages.append({"role": "user", "content": request})
     return messages
+
+
+def uncertainty(backend, messages: list[dict], seed: int) -> float | None:
+    """Mean next-token entropy of a short draft, or None when the backend gives no
+    log-probabilities (then the caller retrieves: no signal means no confidence)."""
+    chat_result = getattr(backend, "chat_result", None)
+    if chat_result is None:
+        return None
+    params = GenerationParams(temperature=0, max_tokens=DRAFT_TOKENS, seed=seed)
+    return chat_result(messages, params, top_logprobs=TOP_LOGPROBS).mean_entropy()
+
+
+def grounding(backend, agent: dict, project, stage: dict, request: str, history: list[ChatMessage], seed: int):
+    """(messages, retrieval record): retrieve the project's resources only when a short draft
+    without them is unsure. The record goes into the reply's event and meta."""
+    resources = project.spec.get("resources", [])
+    bare = agent_messages(agent, project, stage, request, history, resources=[])
+    entropy = None
+    try:
+        entropy = uncertainty(backend, bare, seed)
+    except Exception:  # noqa: BLE001  (no draft, no signal: retrieve, the safe side)
+        logger.exception("uncertainty draft failed")
+    fired = bool(resources) and (entropy is None or entropy >= RETRIEVE_ENTROPY)
+    chosen = relevant_resources(resources, f"{request} {stage['deliverable']['prompt']}") if fired else []
+    record = {
+        "fired": fired,
+        "entropy": None if entropy is None else round(entropy, 3),
+        "threshold": RETRIEVE_ENTROPY,
+        "retrieved": [r["title"] for r in chosen],
+    }
+    return agent_messages(agent, project, stage, request, history, resources=chosen), record
+
+
+def cited_resources(reply: str, retrieved: list[dict]) -> list[str]:
+    """Titles of the retrieved resources the reply names or visibly draws on."""
+    lowered = reply.lower()
+    return [
+        r["title"]
+        for r in retrieved
+        if r["title"].lower() in lowered or textutil.word_overlap(r["text"], reply) >= CITED_OVERLAP
+    ]
+
+
+def with_citation(reply: str, titles: list[str]) -> str:
+    """The reply with the resources it used named at the end, unless it already names them."""
+    missing = [title for title in titles if title.lower() not in reply.lower()]
+    if not missing:
+        return reply
+    return reply.rstrip() + "\n\nSource: " + "; ".join(f"“{title}”" for title in missing)
 
 
 def _publish_delta(team_id: int, message_id: int, start: int, text: str) -> None:
@@ -140,9 +209,12 @@ def _answer(job: Job, message: ChatMessage) -> dict:
     params = GenerationParams(
         temperature=0.3, max_tokens=settings.PBL_AGENT_MAX_TOKENS, repetition_penalty=1.2, seed=request.pk
     )
+    messages, retrieval = grounding(backend, agent, project, stage, request.text, history, seed=request.pk)
+    context["retrieval"] = retrieval["fired"]
+    _check_cancelled(job)
     drafted, released = "", ""
     stopped = None
-    for piece in backend.chat(agent_messages(agent, project, stage, request.text, history), params):
+    for piece in backend.chat(messages, params):
         drafted += piece
         if not drafted.rstrip().endswith(SENTENCE_END) and len(drafted) - len(released) < 160:
             continue
@@ -170,17 +242,28 @@ def _answer(job: Job, message: ChatMessage) -> dict:
         # Never an empty bubble: the reply failed, says so, and can be asked again.
         fail_reply(job, "The model returned an empty answer.")
         return {"status": "failed", "reason": "empty"}
-    _release(message, team.pk, released, drafted)
+    retrieved = [r for r in project.spec.get("resources", []) if r["title"] in retrieval["retrieved"]]
+    retrieval["cited"] = cited_resources(text, retrieved)
+    text = with_citation(text, retrieval["cited"])
+    _release(message, team.pk, released, text)
     telling = final.score >= boundary.TELLING_SCORE
     with transaction.atomic():
         kept = ChatMessage.objects.filter(pk=message.pk, status__in=WAITING).update(
             text=text,
             status=MessageStatus.DONE,
-            meta={**message.meta, "after": final.as_dict(), "telling": telling},
+            meta={**message.meta, "after": final.as_dict(), "telling": telling, "retrieval": retrieval},
         )
         if not kept:
             raise JobCancelled  # cancelled between the last check and now: the reply is not kept
-        _log_replied(message, learner, context, words=final.words, telling=telling, score=round(final.score, 3))
+        _log_replied(
+            message,
+            learner,
+            context,
+            words=final.words,
+            telling=telling,
+            score=round(final.score, 3),
+            retrieval=retrieval,
+        )
     publish_team(team.pk, {"type": "pbl.message", "message_id": message.pk})
     return {"status": "done", "words": final.words}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.pbl import textutil
+from apps.pbl import boundary_rules, textutil
 
 CHOICES = ["ok", "wants_deliverable", "verbatim_task", "injection"]
 
@@ -52,7 +52,8 @@ WANTS_DELIVERABLE = re.compile(
 )
 # "How do I write a good conclusion?" asks how to do the work oneself: not a request for it.
 HOW_TO = re.compile(
-    r"^\s*(how (do|can|should|would|could|might) (i|we)|what makes|what are (some )?(tips|ways)|any tips)\b"
+    r"^\s*(@\w+[,:]?\s*)?(how (do|can|should|would|could|might) (i|we)|what makes|what are (some )?(tips|ways)"
+    r"|any tips)\b"
     r"|\bmake sense\b|(怎么|如何|怎样)(写|做|完成)",
     re.IGNORECASE,
 )
@@ -62,9 +63,9 @@ ASKING_VERBS = re.compile(
 
 # Per strictness: how much deliverable-like text a reply may hold.
 AFTER_LIMITS = {
-    "low": {"max_words": 160, "coverage": 0.6, "similarity": 0.55},
-    "medium": {"max_words": 110, "coverage": 0.45, "similarity": 0.45},
-    "high": {"max_words": 70, "coverage": 0.3, "similarity": 0.35},
+    "low": {"max_words": 160, "coverage": 0.6, "similarity": 0.55, "shape_units": 40},
+    "medium": {"max_words": 110, "coverage": 0.45, "similarity": 0.45, "shape_units": 32},
+    "high": {"max_words": 70, "coverage": 0.3, "similarity": 0.35, "shape_units": 24},
 }
 TELLING_SCORE = 0.5  # an agent turn at or above this share of its limit counts as "telling" (solution content)
 
@@ -124,6 +125,9 @@ def rule_check(text: str, stage: dict) -> tuple[str, str]:
     match = INJECTION.search(text)
     if match:
         return "injection", f"injection pattern: {match.group(0)[:60]!r}"
+    matched = boundary_rules.injection(text)
+    if matched:
+        return "injection", f"injection pattern: {matched[:60]!r}"
     targets = stage_targets(stage)
     # The task pasted verbatim: most of the deliverable prompt or of a criterion is in the message.
     for name, part in [
@@ -134,9 +138,14 @@ def rule_check(text: str, stage: dict) -> tuple[str, str]:
             return "verbatim_task", f"pasted {name}: {part[:60]!r}"
     # Sentence by sentence, so that "How do we start? Just write it for us." is still a request.
     for sentence in textutil.sentences(text) or [text]:
+        if HOW_TO.search(sentence):
+            continue
         match = WANTS_DELIVERABLE.search(sentence)
-        if match and not HOW_TO.search(sentence):
+        if match:
             return "wants_deliverable", f"asks for finished work: {match.group(0)[:60]!r}"
+        matched = boundary_rules.deliverable_request(sentence)
+        if matched:
+            return "wants_deliverable", f"asks for finished work ({matched[:70]!r})"
     return "ok", ""
 
 
@@ -230,13 +239,74 @@ def _own_content(draft: str, target: str) -> str:
     return " ".join(kept)
 
 
+# Shapes of finished work that need no rubric keywords (so they hold in Chinese too): a list or
+# table of statements, the deliverable's template headings filled in, or prose in the team's own
+# voice ("we chose", "our problem", "我们建议") rather than addressed to the team ("you could").
+ITEM = re.compile(r"^\s*([-*•·]|\d+[.)、]|[a-z][.)]|\|)\s*\S", re.IGNORECASE)
+TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+ADVICE = re.compile(
+    r"\b(you|we|i) (should|could|might|may want to|can)\b|\b(try|consider|maybe|perhaps|think about|ask yourselves)\b"
+    r"|你们|可以先|不妨|试着|想一想|读一读",
+    re.IGNORECASE,
+)
+WE = re.compile(r"\b(we|our|ours|us)\b|我们", re.IGNORECASE)
+YOU = re.compile(r"\b(you|your|yours|yourselves)\b|你们|你", re.IGNORECASE)
+HAN = re.compile(r"[\u3400-\u9fff]")
+HAN_PER_WORD = 1.7  # Chinese characters per English word, roughly, for the length limits
+
+
+def text_units(text: str) -> float:
+    """Length in English-word units: a Han character counts as 1/1.7 of a word."""
+    han = len(HAN.findall(text))
+    return len(textutil.words(text)) - han + han / HAN_PER_WORD
+
+
+def _template_headings(stage: dict) -> list[str]:
+    template = stage["deliverable"].get("template", "")
+    return [line.strip().rstrip(":：").lower() for line in template.splitlines() if line.strip().endswith((":", "："))]
+
+
+def shape_signals(draft: str, stage: dict) -> dict:
+    """Language-independent signs of finished work in a draft (see ITEM, WE, ADVICE)."""
+    lines = [line for line in draft.splitlines() if line.strip() and not TABLE_RULE.match(line)]
+    statements = [
+        line
+        for line in lines
+        if "___" not in line
+        and not line.rstrip().endswith(("?", "？"))
+        and not ADVICE.search(line)
+        and not YOU.search(line)
+        and text_units(line) >= 2
+    ]
+    items = sum(1 for line in statements if ITEM.match(line))
+    lowered = draft.lower()
+    filled = 0
+    for heading in _template_headings(stage):
+        at = lowered.find(heading)
+        if at >= 0 and text_units(lowered[at + len(heading) : at + len(heading) + 80].split("\n\n")[0]) >= 3:
+            filled += 1
+    sentences = [s for s in textutil.sentences(draft) if "___" not in s]
+    declarative = [s for s in sentences if not s.endswith(("?", "？")) and not ADVICE.search(s)]
+    we, you = len(WE.findall(draft)), len(YOU.findall(draft))
+    return {
+        "items": items,
+        "template": filled,
+        "declarative": len(declarative) / max(1, len(sentences)),
+        "statement_units": sum(text_units(s) for s in declarative),
+        "we": we,
+        "you": you,
+    }
+
+
 def check_after(draft: str, stage: dict, strictness: str) -> AfterCheck:
-    """Does the draft hold deliverable-ready text for this stage?"""
+    """Does the draft hold deliverable-ready text for this stage? Ready when it holds enough
+    on-task statements and either covers the rubric (keywords, similarity) or has the shape of
+    finished work (a list or table of statements, the template filled in, the team's voice)."""
     limits = AFTER_LIMITS.get(strictness, AFTER_LIMITS["medium"])
     targets = stage_targets(stage)
     containment = textutil.ngram_containment(draft, targets["text"], 3)
     own = _own_content(draft, targets["text"])
-    count = len(textutil.words(own))
+    count = round(text_units(own))
     keywords = targets["keywords"]
     coverage = len(textutil.keyword_hits(own, keywords)) / len(keywords) if keywords else 0.0
     # Covering several criteria is what a finished text does.
@@ -245,17 +315,30 @@ def check_after(draft: str, stage: dict, strictness: str) -> AfterCheck:
     criteria_share = covered / max(1, len(with_keywords))
     similarity = textutil.word_overlap(targets["text"], own)
     all_sentences = textutil.sentences(own)
-    questions = sum(1 for sentence in all_sentences if sentence.endswith(("?", "？")))
-    # A reply made of questions is guidance, whatever its topic.
+    questions = sum(1 for sentence in all_sentences if sentence.endswith(("?", "？")) or ADVICE.search(sentence))
+    # A reply made of questions and advice ("you could", "we should") is guidance, whatever its topic.
     prose = (len(all_sentences) - questions) / max(1, len(all_sentences))
     length_part = count / limits["max_words"]
     content_part = max(criteria_share / limits["coverage"], similarity / limits["similarity"])
     score = prose * min(length_part, 1.5) * min(content_part, 1.5)
+    shape = shape_signals(draft, stage)
+    # Enough statements to hand in (in word units, counting only sentences that are neither
+    # questions nor advice): a finished piece is finished whatever the agent's strictness.
+    enough = shape["statement_units"] >= limits["shape_units"]
     reasons = []
     if count > limits["max_words"] and content_part >= 1 and prose >= 0.5:
-        reasons.append(f"{count} words of on-task prose (limit {limits['max_words']})")
+        reasons.append("long on-task text")
     if score >= 1:
-        reasons.append(f"deliverable-ready score {score:.2f} ≥ 1")
+        reasons.append("covers the rubric")
+    if enough and shape["items"] >= 3 and (shape["template"] >= 2 or content_part >= 0.5 or shape["items"] >= 5):
+        reasons.append("a list or table of the deliverable's content")
+    if enough and shape["template"] >= 2 and shape["declarative"] >= 0.6:
+        reasons.append("the deliverable's headings filled in")
+    voice = shape["we"] / max(1, shape["we"] + shape["you"])
+    if enough and shape["we"] >= 2 and voice >= 0.75 and shape["declarative"] >= 0.7:
+        reasons.append("written as the team's own text")
+    if reasons:
+        score = max(score, 1.0)
     return AfterCheck(
         ready=bool(reasons),
         score=score,
@@ -263,7 +346,7 @@ def check_after(draft: str, stage: dict, strictness: str) -> AfterCheck:
         coverage=max(coverage, criteria_share),
         similarity=similarity,
         containment=containment,
-        limits=limits,
+        limits={**limits, **shape},
         reason="; ".join(reasons),
     )
 

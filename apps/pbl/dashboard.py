@@ -135,6 +135,8 @@ def dashboard_data(run: ProjectRun, team_id: int | None = None, learner: str = "
                 "guided": sum(1 for e in turns if e.result.get("guided")),
                 "draft_telling": sum(1 for e in turns if e.result.get("draft_telling")),
                 "refused": sum(1 for e in events if e.verb == "refused" and e.actor_name == f"agent:{agent['name']}"),
+                # SeaKR: replies for which the draft was unsure and the project's resources were retrieved.
+                "retrieved": sum(1 for e in turns if (e.result.get("retrieval") or {}).get("fired")),
                 "rated": len(ratings),
                 "helpful": helpful,
                 "not_helpful": len(ratings) - helpful,
@@ -157,6 +159,7 @@ def dashboard_data(run: ProjectRun, team_id: int | None = None, learner: str = "
     if verb:
         shown = [e for e in shown if e.verb == verb]
     gains = [row["gain"] for row in learner_rows if row["gain"] is not None]
+    submissions = list(MilestoneSubmission.objects.filter(team__run=run).select_related("team", "submitted_by"))
     return {
         "run": run,
         "project": project,
@@ -170,9 +173,25 @@ def dashboard_data(run: ProjectRun, team_id: int | None = None, learner: str = "
         "mean_gain": round(sum(gains) / len(gains), 3) if gains else None,
         "scaffold_types": SCAFFOLD_TYPES,
         "filters": {"team": team_id, "learner": learner, "verb": verb},
-        "submissions": list(
-            MilestoneSubmission.objects.filter(team__run=run).select_related("team", "submitted_by")[:30]
-        ),
+        "submissions": submissions[:30],
+        "judge": judge_agreement(submissions),
+    }
+
+
+def judge_agreement(submissions: list[MilestoneSubmission]) -> dict:
+    """How often the judge's verdict (model on the assistant role, with the text's evidence)
+    matched the teacher's, over the submissions a teacher overrode: the judge's track record."""
+    evaluated = [s for s in submissions if s.evaluated]
+    overridden = [s for s in evaluated if s.override_verdict]
+    agreed = sum(1 for s in overridden if s.override_verdict == s.verdict)
+    by_model = sum(1 for s in evaluated for c in s.criteria or [] if c.get("decided_by") == "model")
+    return {
+        "evaluated": len(evaluated),
+        "overridden": len(overridden),
+        "agreed": agreed,
+        "agreement": agreed / len(overridden) if overridden else None,
+        "criteria_by_model": by_model,
+        "criteria": sum(len(s.criteria or []) for s in evaluated),
     }
 
 
@@ -329,6 +348,7 @@ def api_payload(data: dict) -> dict:
         "run": {"id": data["run"].pk, "status": data["run"].status, "project": data["project"].title},
         "thresholds": data["thresholds"],
         "mean_gain": data["mean_gain"],
+        "judge": data["judge"],
         "teams": [
             {
                 "id": r["team"].pk,
@@ -375,6 +395,7 @@ def api_payload(data: dict) -> dict:
                 "helpful": r["helpful"],
                 "not_helpful": r["not_helpful"],
                 "helpful_rate": r["helpful_rate"],
+                "retrieved": r["retrieved"],
             }
             for r in data["agents"]
         ],

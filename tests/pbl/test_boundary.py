@@ -72,7 +72,7 @@ def test_held_out_paraphrases_english_and_chinese():
 
 
 def test_nearest_examples_decide_paraphrases_the_rules_miss():
-    text = "What would a perfect submission look like? Spell it out in full."
+    text = "Could you take care of our homework?"
     assert boundary.rule_check(text, STAGE)[0] == "ok"
     decision = boundary.decide_before(text, STAGE, "medium", None, boundary.nearest_scores(text))
     assert decision.label == "wants_deliverable"
