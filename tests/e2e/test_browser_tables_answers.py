@@ -85,8 +85,10 @@ def test_stream_chart_change_undo_failure_and_phone_width(page, log_in, live_sta
     change.locator("details.edit-code button[type=submit]").click()
     broken = page.locator(".turn.assistant").last
     expect(broken.locator("[data-job-status]")).to_have_attribute("data-job-status", "failed", timeout=120_000)
-    expect(broken.locator(".failure")).to_contain_text("not valid Python")
-    expect(broken.locator(".failure")).not_to_contain_text("Refused")
+    expect(broken.locator('[data-failure-kind="syntax"]')).to_have_text(
+        "The code is not valid Python (a syntax error)."
+    )
+    expect(broken.locator(".bubble")).not_to_contain_text("Refused")
 
     # Undo puts the sheet back.
     page.reload()

@@ -124,10 +124,11 @@ def test_a_run_without_an_answer_is_a_failed_job_with_its_kind(client_for, resea
     api_message = client.get(f"/api/tables/messages/{message.pk}", headers=headers).json()
     assert api_message["status"] == "failed"
     assert api_message["failure_kind"] == kind
-    page = client.get(f"/tables/messages/{message.pk}/").content.decode()
-    assert 'data-job-status="failed"' in page
-    assert f'data-failure-kind="{kind}"' in page
-    assert words in page
+    for url in (f"/tables/messages/{message.pk}/", f"/tables/{sheet.workbook_id}/"):  # the turn, the whole chat
+        page = client.get(url).content.decode()
+        assert 'data-job-status="failed"' in page
+        assert page.count(f'data-failure-kind="{kind}"') == 1
+        assert words in page
 
 
 def test_code_sent_to_the_api_runs_on_the_sheet_and_names_its_version(client_for, researcher, sheet):
