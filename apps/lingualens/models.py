@@ -184,6 +184,11 @@ class Latent(models.Model):
     neighbours = models.JSONField(default=list, blank=True)  # [[index, cosine], ...]
     note = models.TextField(blank=True)
     note_updated_at = models.DateTimeField(null=True, blank=True)
+    # Written by the assistant model (explain.py); the score is detection balanced accuracy on
+    # held-out snippets (0.5 = chance), the detail holds the shuffled-explanation control.
+    explanation = models.TextField(blank=True)
+    explanation_score = models.FloatField(null=True, blank=True)
+    explanation_detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["sae", "index"]
@@ -223,7 +228,7 @@ class FeatureScore(models.Model):
     frc_high = models.FloatField(null=True, blank=True)
     n_select = models.PositiveIntegerField(default=0)
     n_heldout = models.PositiveIntegerField(default=0)
-    # Held-out FRC of the best random direction chosen the same way: the bar to clear.
+    # Held-out FRC the same selection reaches for a random feature (scoring.floor_frc): the bar to clear.
     floor_frc = models.FloatField(null=True, blank=True)
 
     class Meta:

@@ -22,11 +22,11 @@ from apps.jobs.events import send_to_group
 from apps.jobs.models import Job
 from apps.jobs.services import JobCancelled, report_progress
 from apps.lingualens import sae as sae_lib
+from apps.lingualens.latent_stats import compute_latent_stats
 from apps.lingualens.models import (
     SAE,
     ActivationRun,
     FeatureScore,
-    Latent,
     LinguisticFeature,
     RunStatus,
     SteeringRun,
@@ -35,9 +35,6 @@ from apps.lingualens.services import run_dir, sae_dir
 
 logger = logging.getLogger(__name__)
 BATCH = 16
-HISTOGRAM_BINS = 24
-TOP_CONTEXTS = 10
-CONTEXT_BEFORE, CONTEXT_AFTER = 12, 4
 
 
 def lens_backend(model_name: str):
@@ -348,119 +345,6 @@ def finish_sae(sae, state, backend, acts, tokens, eval_rows, progress) -> None:
     sae.save()
 
 
-# ---- latent statistics ----------------------------------------------------------------------
-
-
-def _context(tokens: dict, row: int, values: np.ndarray, indices: np.ndarray, latent: int) -> dict:
-    """Tokens around `row` in the same document, each with this latent's activation."""
-    doc = tokens["doc"][row]
-    lo, hi = row, row
-    while lo > 0 and tokens["doc"][lo - 1] == doc and row - lo < CONTEXT_BEFORE:
-        lo -= 1
-    while hi + 1 < len(tokens["doc"]) and tokens["doc"][hi + 1] == doc and hi - row < CONTEXT_AFTER:
-        hi += 1
-    window = slice(lo, hi + 1)
-    acts = ((indices[window] == latent) * values[window]).sum(1)
-    return {
-        "tokens": tokens["tokens"][window],
-        "acts": [round(float(a), 3) for a in acts],
-        "focus": row - lo,
-        "max": round(float(acts[row - lo]), 3),
-    }
-
-
-def _quantile_examples(vals, where, tokens, values, indices, latent, rng, shown: list[dict]) -> list[dict]:
-    """Up to three random contexts per activation quartile, strongest quartile first. A context
-    already on the page (a top context, or the same text in another bin or from a repeated
-    corpus line) is skipped, so every example shows something new."""
-    seen = {(tuple(c["tokens"]), c["focus"]) for c in shown}
-    quantiles = np.quantile(vals, [0, 0.25, 0.5, 0.75, 1.0])
-    bins = []
-    for q in range(4):
-        inside = np.flatnonzero((vals >= quantiles[q]) & (vals <= quantiles[q + 1]))
-        examples = []
-        for i in rng.permutation(inside)[:50]:  # bounded: a latent may fire on one repeated line
-            context = _context(tokens, int(where[i]), values, indices, latent)
-            key = (tuple(context["tokens"]), context["focus"])
-            if key not in seen:
-                seen.add(key)
-                examples.append(context)
-            if len(examples) == 3:
-                break
-        bins.append({"range": [round(float(quantiles[q]), 3), round(float(quantiles[q + 1]), 3)], "examples": examples})
-    return bins[::-1]
-
-
-@torch.no_grad()
-def compute_latent_stats(sae: SAE, model: sae_lib.TopKSAE, backend, acts: np.ndarray, tokens: dict) -> None:
-    n = len(acts)
-    values = np.zeros((n, model.k), np.float32)
-    indices = np.zeros((n, model.k), np.int64)
-    for start in range(0, n, 4096):
-        v, i = model.encode_topk(torch.from_numpy(np.asarray(acts[start : start + 4096], dtype=np.float32)))
-        values[start : start + len(v)], indices[start : start + len(v)] = v.numpy(), i.numpy()
-    live = values > 0
-    flat_latent, flat_value, flat_row = indices[live], values[live], np.nonzero(live)[0]
-    order = np.argsort(flat_latent, kind="stable")
-    flat_latent, flat_value, flat_row = flat_latent[order], flat_value[order], flat_row[order]
-    bounds = np.searchsorted(flat_latent, np.arange(model.d_sae + 1))
-    # Logit effects: each decoder direction through the unembedding.
-    unembed = backend.model.get_output_embeddings().weight.float()
-    w_dec = model.W_dec.float()
-    directions = w_dec / w_dec.norm(dim=1, keepdim=True).clamp(1e-8)
-    cosine = directions @ directions.T
-    cosine.fill_diagonal_(-2)
-    neighbour_values, neighbour_indices = cosine.topk(min(5, model.d_sae - 1), dim=1)
-    rng = np.random.default_rng(sae.seed)
-    rows = []
-    for chunk_start in range(0, model.d_sae, 256):
-        logits = directions[chunk_start : chunk_start + 256] @ unembed.T
-        top_v, top_i = logits.topk(8, dim=1)
-        bottom_v, bottom_i = (-logits).topk(8, dim=1)
-        for offset in range(len(logits)):
-            latent = chunk_start + offset
-            lo, hi = bounds[latent], bounds[latent + 1]
-            vals, where = flat_value[lo:hi], flat_row[lo:hi]
-            stats = Latent(sae=sae, index=latent)
-            stats.promoted = [
-                [backend.tokenizer.decode([int(t)]), round(float(v), 3)]
-                for v, t in zip(top_v[offset], top_i[offset], strict=True)
-            ]
-            stats.suppressed = [
-                [backend.tokenizer.decode([int(t)]), round(-float(v), 3)]
-                for v, t in zip(bottom_v[offset], bottom_i[offset], strict=True)
-            ]
-            stats.neighbours = [
-                [int(i), round(float(c), 3)]
-                for c, i in zip(neighbour_values[latent], neighbour_indices[latent], strict=True)
-            ]
-            if len(vals):
-                stats.density = len(vals) / n
-                stats.max_activation = float(vals.max())
-                stats.mean_activation = float(vals.mean())
-                counts, edges = np.histogram(vals, bins=HISTOGRAM_BINS, range=(0, float(vals.max())))
-                stats.histogram = {"edges": [round(float(e), 4) for e in edges], "counts": counts.tolist()}
-                top_rows, seen_docs = [], set()
-                for idx in np.argsort(-vals):  # the strongest, one context per document
-                    doc = tokens["doc"][where[idx]]
-                    if doc not in seen_docs:
-                        seen_docs.add(doc)
-                        top_rows.append(int(where[idx]))
-                    if len(top_rows) == TOP_CONTEXTS:
-                        break
-                stats.top_contexts = [_context(tokens, r, values, indices, latent) for r in top_rows]
-                stats.quantile_examples = _quantile_examples(
-                    vals, where, tokens, values, indices, latent, rng, stats.top_contexts
-                )
-            rows.append(stats)
-    notes = dict(Latent.objects.filter(sae=sae).exclude(note="").values_list("index", "note"))
-    with transaction.atomic():
-        Latent.objects.filter(sae=sae).delete()
-        for stats in rows:
-            stats.note = notes.get(stats.index, "")
-        Latent.objects.bulk_create(rows, batch_size=500)
-
-
 # ---- feature scoring (the method is in scoring.py) -----------------------------------------
 
 
@@ -671,3 +555,23 @@ def search_job(job: Job, backend=None) -> dict:
     backend = backend or lens_backend(sae.model_name)
     report_progress(job, 0.1, "Reading the sentence")
     return search_sentence(backend, sae, job.params["sentence"])
+
+
+def explain_job(job: Job, assistant=None) -> dict:
+    """Explanations by the assistant model for some latents, scored by detection (explain.py).
+    The latents' activations come from the stored run, so the lens model is not loaded."""
+    from apps.inference.registry import model_for_role
+    from apps.inference.services import load_backend
+    from apps.lingualens import explain
+
+    sae = SAE.objects.select_related("run").get(pk=job.params["sae_id"])
+    model = sae_lib.TopKSAE.load(sae_dir(sae))
+    acts, tokens = load_run_arrays(sae.run, sae.layer)
+
+    def codes(rows) -> np.ndarray:
+        with torch.no_grad():
+            return model.encode(torch.from_numpy(np.asarray(acts[rows], np.float32))).numpy()
+
+    assistant = assistant or load_backend(model_for_role("assistant"))
+    indices = job.params.get("latents") or explain.default_latents(sae, job.params.get("limit", 24))
+    return explain.explain_latents(sae, assistant, codes, tokens, indices, _progress(job, 0.0, 1.0), seed=sae.seed)

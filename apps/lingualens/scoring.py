@@ -10,9 +10,13 @@ dozen pairs gave FRC 1.000 for every feature; held-out scores do not have that b
   aligned region of the counterfactual (the characters the minimal edit changed there);
 - PS = P(span activation > threshold), PN = P(counterfactual activation <= threshold),
   FRC = 2·PS·PN/(PS+PN), with a bootstrap interval over the held-out pairs;
-- floor: the same selection run over random directions of the residual stream (as many as the
-  SAE has latents); the held-out FRC of the best one is what a latent must beat to mean more
-  than chance selection;
+- floor: the best latent for a random feature. In half the pairs (chosen at random) sentence and
+  counterfactual change places, so no latent can track a real feature; the same selection then
+  picks its best latent and threshold and the held-out FRC is measured (mean of SHUFFLES draws).
+  A latent must beat this to mean more than what choosing among thousands gives by chance.
+  (Random residual directions were tried first: with a tuned threshold the best of 2048 dense
+  directions reached held-out FRC 0.82-0.85 on morphology, a linear probe rather than a chance
+  level, so they stay the control of FIC only.)
 - FIC: ablating / enhancing the latent against random directions of the same norm, on held-out
   pairs (pipeline.fic_score)."""
 
@@ -25,6 +29,7 @@ import torch
 
 QUANTILES = np.linspace(0.1, 0.9, 9)
 BOOTSTRAP = 1000
+SHUFFLES = 8
 
 
 @dataclass(frozen=True)
@@ -171,17 +176,20 @@ def evaluate(s_sel, c_sel, s_held, c_held, top: int = 5, with_zero: bool = True,
     return rows
 
 
-def random_directions(d_model: int, count: int, seed: int = 0) -> torch.Tensor:
-    """[count, d_model] unit vectors: the floor's "latents" are projections on these."""
-    generator = torch.Generator().manual_seed(seed)
-    directions = torch.randn(count, d_model, generator=generator)
-    return directions / directions.norm(dim=1, keepdim=True)
+def swap_half(s: np.ndarray, c: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence and counterfactual sides exchanged in a random half of the pairs."""
+    swap = rng.permutation(len(s)) < len(s) // 2
+    return np.where(swap[:, None], c, s), np.where(swap[:, None], s, c)
 
 
-def floor_frc(s_sel, c_sel, s_held, c_held) -> float:
-    """Held-out FRC of the random direction that the same selection picks."""
-    rows = evaluate(s_sel, c_sel, s_held, c_held, top=1, with_zero=False)
-    return rows[0]["frc"] if rows else 0.0
+def floor_frc(s_sel, c_sel, s_held, c_held, seed: int = 0) -> float:
+    """Held-out FRC of the latent the selection picks for a random feature (mean of SHUFFLES)."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(SHUFFLES):
+        rows = evaluate(*swap_half(s_sel, c_sel, rng), *swap_half(s_held, c_held, rng), top=1, seed=seed)
+        values.append(rows[0]["frc"] if rows else 0.0)
+    return float(np.mean(values))
 
 
 # ---- with the model (workers) ---------------------------------------------------------------
@@ -220,13 +228,7 @@ def score_feature(backend, model, layer: int, pairs: Sequence, top: int = 5, see
 
     acts = [max_activations(h, encode) for h in (sel_spans, sel_regions, held_spans, held_regions)]
     rows = evaluate(*acts, top=top, seed=seed)
-    directions = random_directions(model.W_dec.shape[1], model.d_sae, seed)
-
-    def project(hidden: torch.Tensor) -> torch.Tensor:
-        return hidden.float() @ directions.T
-
-    random_acts = [max_activations(h, project) for h in (sel_spans, sel_regions, held_spans, held_regions)]
-    return {"rows": rows, "floor": floor_frc(*random_acts), "selection": selection, "held_out": held_out}
+    return {"rows": rows, "floor": floor_frc(*acts, seed=seed), "selection": selection, "held_out": held_out}
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils.text import slugify
 
 from apps.inference.backends import ModelNotFound
-from apps.inference.registry import get_model
+from apps.inference.registry import get_model, role_model_names
 from apps.jobs.models import Job
 from apps.jobs.services import JobKind, create_job, register_job_kind
 from apps.lingualens.builder import CATALOGUE_PATH, DATA_DIR
@@ -35,6 +35,7 @@ TRAIN_KIND = "lingualens.train"
 SCORE_KIND = "lingualens.score"
 SEARCH_KIND = "lingualens.search"
 STEER_KIND = "lingualens.steer"
+EXPLAIN_KIND = "lingualens.explain"
 # Training and scoring run for minutes on the batch queue; search and steering are answers a
 # researcher waits for, on the interactive queue, so they never wait behind training.
 for _kind, _task, _queue in [
@@ -42,10 +43,12 @@ for _kind, _task, _queue in [
     (SCORE_KIND, "workers.lingualens.score", "batch"),
     (SEARCH_KIND, "workers.lingualens.search", "interactive"),
     (STEER_KIND, "workers.lingualens.steer", "interactive"),
+    (EXPLAIN_KIND, "workers.lingualens.explain", "batch"),
 ]:
     register_job_kind(_kind, JobKind(_task, _queue))
 
-DEFAULT_MODEL = "gemma3-270m"
+# The lens role (MODEL_ROLE_LENS): a model on transformers, whose residual stream can be hooked.
+DEFAULT_MODEL = role_model_names()["lens"]
 DEFAULT_CORPUS_PATH = DATA_DIR / "default_corpus.jsonl"
 DEFAULT_CORPUS_NAME = "LinguaLens default (English + Chinese)"
 MAX_CORPUS_BYTES = settings.LINGUALENS_MAX_CORPUS_BYTES
@@ -501,6 +504,24 @@ def start_scoring(
     return create_job(user, SCORE_KIND, params)
 
 
+def explain_available() -> bool:
+    """Whether the workers have the explanation task (workers/lingualens.py `explain`)."""
+    import workers.lingualens
+
+    return hasattr(workers.lingualens, "explain")
+
+
+def start_explaining(user, sae: SAE, limit=24, latents: list[int] | None = None) -> Job:
+    """Queue explanations by the assistant model for `latents`, or for the best latents of the
+    linguistic features and then the densest ones, `limit` in all."""
+    if sae.status not in (RunStatus.COMPLETE, RunStatus.PARTIAL) or not sae.latents.exists():
+        raise LensInputError("train the SAE (with its latent statistics) before explaining it")
+    params = {"sae_id": sae.pk, "limit": int_in_range(limit, "latents to explain", 1, 500)}
+    if latents:
+        params["latents"] = [int_in_range(i, "latent", 0, sae.width - 1) for i in latents][:500]
+    return create_job(user, EXPLAIN_KIND, params)
+
+
 def start_search(user, sae: SAE, sentence: str) -> Job:
     sentence = (sentence or "").strip()
     if not sentence:
@@ -532,12 +553,15 @@ def latent_by_id(feature_id: str) -> tuple[SAE, Latent | None, int] | None:
 
 
 def search_notes(query: str, limit: int = 50) -> dict:
-    """Latents whose note mentions `query`, and linguistic features whose name or description does."""
+    """Latents whose note or explanation mentions `query`, and linguistic features whose name or
+    description does."""
     query = (query or "").strip()
     if not query:
         return {"latents": [], "features": []}
     latents = (
-        Latent.objects.filter(note__icontains=query).select_related("sae__run").order_by("-note_updated_at")[:limit]
+        Latent.objects.filter(Q(note__icontains=query) | Q(explanation__icontains=query))
+        .select_related("sae__run")
+        .order_by("-note_updated_at", "-explanation_score")[:limit]
     )
     features = LinguisticFeature.objects.filter(Q(name__icontains=query) | Q(description__icontains=query))[:limit]
     return {"latents": list(latents), "features": list(features)}

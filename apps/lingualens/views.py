@@ -291,7 +291,8 @@ def sae_detail(request, slug: str):
     page = Paginator(latents, 50).get_page(request.GET.get("page"))
     matched = list(FeatureScore.objects.filter(sae=sae, rank=0).select_related("feature").order_by("-frc"))
     score_job = Job.objects.filter(kind=services.SCORE_KIND, params__sae_id=sae.pk).first()
-    busy = (sae.job and not sae.job.is_finished) or (score_job and not score_job.is_finished)
+    explain_job = Job.objects.filter(kind=services.EXPLAIN_KIND, params__sae_id=sae.pk).first()
+    busy = any(job and not job.is_finished for job in (sae.job, score_job, explain_job))
     # A worker killed for good (the sweeper failed its job) leaves the SAE "running": offer resume.
     stalled = sae.status in ("pending", "running") and sae.job is not None and sae.job.status in ("failed", "cancelled")
     return render(
@@ -302,6 +303,9 @@ def sae_detail(request, slug: str):
             "page": page,
             "matched": matched,
             "score_job": score_job,
+            "explain_job": explain_job,
+            "can_explain": services.explain_available(),
+            "explained": sae.latents.exclude(explanation="").count(),
             "metrics": sae.metrics,
             "dead": sae.latents.filter(density=0).count(),
             "busy": busy,
@@ -314,13 +318,18 @@ def sae_detail(request, slug: str):
 @area_required(AREA)
 @require_POST
 def sae_action(request, slug: str, action: str):
-    if action not in ("score", "resume", "restart"):
+    if action not in ("score", "explain", "resume", "restart"):
         raise Http404("No such action")
     sae = get_object_or_404(SAE, slug=slug)
     try:
         if action == "score":
             services.start_scoring(request.user, sae)
             messages.success(request, _("Scoring against the catalogue queued."))
+        elif action == "explain":
+            if not services.explain_available():  # a job no worker can run would wait forever
+                raise services.LensInputError(_("Explanations need the workers' explanation task."))
+            services.start_explaining(request.user, sae, request.POST.get("limit") or 24)
+            messages.success(request, _("Explanations by the assistant model queued."))
         else:
             services.restart_training(request.user, sae, resume=action == "resume")
             messages.success(request, _("Training resumed.") if action == "resume" else _("Training restarted."))
@@ -337,7 +346,9 @@ def sae_refresh(request, slug: str):
     running = (
         running
         or Job.objects.filter(
-            kind=services.SCORE_KIND, params__sae_id=sae.pk, status__in=["queued", "running"]
+            kind__in=[services.SCORE_KIND, services.EXPLAIN_KIND],
+            params__sae_id=sae.pk,
+            status__in=["queued", "running"],
         ).exists()
     )
     if running:

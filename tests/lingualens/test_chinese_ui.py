@@ -36,6 +36,8 @@ ENGLISH = [
     "Top latents per token",
     "Across languages",
     "Shared latents",
+    "Explanations",
+    "Latents with this in their",
 ]
 
 
