@@ -31,6 +31,10 @@ from apps.kbqa.services import FUNCTIONS, StepError, execute_step
 from apps.kbqa.sketches import SketchClassifier, fit_sketch_model
 
 BEAM_WIDTH = 6
+TOP_SKETCHES = 10  # sketches tried per question (most are cut by the bound in parse_question)
+SKETCH_TEMPER = 0.5
+COVERAGE_WEIGHT = 0.5
+MIN_COVER = 0.1
 PER_ROLE = 4  # candidates per argument role that enter the beam
 SHOWN_PRUNED = 3
 MIN_SIMILARITY = 0.05
@@ -122,14 +126,18 @@ class QuestionContext:
     masked: str  # the question with entity mentions blanked out
     spans: list[str]
     span_embeddings: np.ndarray
+    span_index: dict[str, int]
     label_scores: dict[str, float] = field(default_factory=dict)
+    exact: dict[str, float] | None = None
 
     def similarity(self, label: str) -> float:
         """How well a KB label (concept, relation, key) matches some span of the question.
         A label written out in full scores 1; one found only inside a longer label that is
         also written out ("city" in "capital city") scores 0.9."""
         if label not in self.label_scores:
-            exact = exact_labels(self.masked, self.onto)
+            if self.exact is None:  # once per question: it scans every label of the KB
+                self.exact = exact_labels(self.masked, self.onto)
+            exact = self.exact
             if label in exact:
                 score = exact[label]
             elif not self.spans:
@@ -285,7 +293,7 @@ def question_context(question: str, onto: Ontology) -> QuestionContext:
                     continue
                 spans.append(" ".join(gram))
     spans = list(dict.fromkeys(spans))
-    return QuestionContext(question, onto, mentions, masked, spans, embed(spans))
+    return QuestionContext(question, onto, mentions, masked, spans, embed(spans), {s: i for i, s in enumerate(spans)})
 
 
 def numbers_in(ctx: QuestionContext) -> list[float]:
@@ -380,7 +388,11 @@ def key_candidates(
     return _split(scored, prune)
 
 
-def relation_candidates(ctx: QuestionContext, entity_ids: list[str], prune: bool) -> StepCandidates:
+def relation_candidates(
+    ctx: QuestionContext, entity_ids: list[str], prune: bool, back: tuple[str, str] | None = None
+) -> StepCandidates:
+    """Relations leaving the entities in hand; `back` is the hop that would return the way the
+    previous Relate came (director forward, then director backward), which asks nothing."""
     present: set[tuple[str, str]] = set()
     for eid in entity_ids[:3000]:
         for rel in ctx.onto.engine.kb.entities[eid]["relations"]:
@@ -394,6 +406,8 @@ def relation_candidates(ctx: QuestionContext, entity_ids: list[str], prune: bool
             # "the capital of X" reads forward from X; "which country has capital X" backward.
             cue = 0.02 if (direction == "forward") == after else 0.0
             reason = None if (relation, direction) in present else "no such relation leaves the entities in hand"
+            if (relation, direction) == back:
+                reason = "goes back the way the previous step came"
             scored.append((Candidate([relation, direction], similarity + cue, f"{relation} ({direction})"), reason))
     return _split(scored, prune)
 
@@ -478,7 +492,12 @@ def step_candidates(
     if function == "Find":
         return mention_candidates(ctx, beam.used_names, find_order)
     if function == "Relate":
-        return relation_candidates(ctx, entities, prune)
+        previous = beam.steps[deps[0]] if deps else None
+        back = None
+        if previous and previous["function"] == "Relate":
+            relation, direction = previous["inputs"]
+            back = (relation, "backward" if direction == "forward" else "forward")
+        return relation_candidates(ctx, entities, prune, back)
     if function == "FilterConcept":
         return concept_candidates(ctx, entities, prune)
     if function in ("QueryAttr",):
@@ -643,6 +662,8 @@ HOW_MANY = re.compile(r"\b(how many|number of|count)\b", re.IGNORECASE)
 SUPERLATIVE = re.compile(r"\bthe \w{2,}est\b", re.IGNORECASE)  # "the oldest", "the earliest"
 CHOICE = re.compile(r"\bor\b|\bbetween\b", re.IGNORECASE)  # "A or B", "between A and B"
 YES_NO = re.compile(r"^\s*(is|are|was|were|does|do|did|has|have|had|can)\b", re.IGNORECASE)
+RELATION_WORDS = re.compile(r"\b(relat\w*|connect\w*|link\w*)\b", re.IGNORECASE)
+OR_WORD = re.compile(r"\bor\b|\beither\b", re.IGNORECASE)
 
 
 def sketch_prior(question: str, mentions: list[Mention]) -> Callable[[str], float]:
@@ -658,6 +679,14 @@ def sketch_prior(question: str, mentions: list[Mention]) -> Callable[[str], floa
     named = sum(1 for m in mentions if m.start >= 0)
     expected = cues.expected_answer(question)
     dated = bool(cues.years_in(question))
+    asks_relation = RELATION_WORDS.search(question) is not None
+    comparative = has_cue(question, GREATER_CUES + LESS_CUES)
+    # A number that is not a year, with "more than"/"under" before it, filters or verifies an amount.
+    years = {str(year) for year in cues.years_in(question)}
+    amount = bool(cues.scaled_numbers(question)) or (
+        comparative and any(match.group() not in years for match in NUMBER.finditer(question))
+    )
+    union = OR_WORD.search(question) is not None and not (choice and comparative)
 
     def weight(sketch: str) -> float:
         functions = [function for function, _deps in parse_sketch(sketch)]
@@ -679,7 +708,18 @@ def sketch_prior(question: str, mentions: list[Mention]) -> Callable[[str], floa
         if last == "SelectBetween" and not choice:
             factor *= 0.1
         if named and finds < named:
-            factor *= 0.1 ** (named - finds)
+            factor *= 0.03 ** (named - finds)  # an entity written out and never used
+        steps = parse_sketch(sketch)
+        if any(f in ("QueryName", "Count", "SelectAmong") and steps[d[0]][0] == "Find" for f, d in steps if d):
+            factor *= 0.01  # the name of the entity just named, or a count of one: never the question
+        if "QueryRelation" in functions and not asks_relation:
+            factor *= 0.05  # "how is A related to B" asks for a relation; other questions do not
+        if amount and not any(f in ("FilterNum", "VerifyNum", "SelectBetween") for f in functions):
+            factor *= 0.1
+        if "Or" in functions and not union:
+            factor *= 0.1
+        if "And" in functions and union and " and " not in question.casefold():
+            factor *= 0.3
         return factor
 
     return weight
@@ -689,14 +729,21 @@ def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, 
     """Question -> KoPL program, trying the top sketches and keeping the best-scoring program."""
     started = time.perf_counter()
     ctx = question_context(question, onto)
-    ranked = classifier.top(
-        embed([delexicalize(question, onto, ctx.mentions)])[0], prior=sketch_prior(question, ctx.mentions)
-    )
+    prior = sketch_prior(question, ctx.mentions)
+    ranked = classifier.top(embed([delexicalize(question, onto, ctx.mentions)])[0], k=TOP_SKETCHES, prior=prior)
     expected = cues.expected_answer(question)
     best: tuple[float, str, Beam, list[StepCandidates]] | None = None
     partial: tuple[int, str, list[StepCandidates]] | None = None
     for sketch, probability in ranked:
-        if probability < 0.02 and best is not None:
+        # The sketch classifier was trained on another KB's questions: its share of the
+        # probability is tempered (the question-form prior is not), so that how well the KB's
+        # labels fit the question's words can outvote it.
+        sketch_score = SKETCH_TEMPER * math.log(max(probability, 1e-6)) + (1 - SKETCH_TEMPER) * math.log(
+            max(prior(sketch), 1e-9)
+        )
+        # A beam scores at most ~0 (log similarities, coverage), so a sketch whose score alone
+        # is below the best total cannot win: skip its search.
+        if best is not None and sketch_score + 0.1 < best[0]:
             continue
         try:
             beam, shown, reached = search_sketch(ctx, sketch, prune)
@@ -706,9 +753,9 @@ def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, 
             if partial is None or reached > partial[0]:
                 partial = (reached, sketch, shown)
             continue
-        total = math.log(max(probability, 1e-6)) + beam.score
+        total = sketch_score + beam.score + coverage(ctx, beam.steps)
         if prune and not cues.answer_fits(expected, *beam.results[-1]):
-            total += math.log(0.05)  # an answer of the wrong type ranks lower
+            total += math.log(0.01)  # an answer of the wrong type ranks lower
         if best is None or total > best[0]:
             best = (total, sketch, beam, shown)
     sketches = [{"sketch": s, "probability": round(p, 4)} for s, p in ranked]
@@ -743,6 +790,35 @@ def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, 
         time.perf_counter() - started,
         mentions,
     )
+
+
+QUESTION_WORDS = {"when", "where", "why", "whose", "much", "long", "far", "old", "big"}
+
+
+def coverage(ctx: QuestionContext, steps: list[dict]) -> float:
+    """How well the program's KB labels explain the question's content words: the sum, over
+    words outside entity names, of the log of each word's best similarity to a label the program
+    uses. A program that leaves "born" unexplained ("the director of X", asked "where was the
+    director of X born") scores lower than one that follows "place of birth" too."""
+    labels = all_labels(ctx.onto)
+    used = sorted({str(value) for step in steps for value in step["inputs"] if value in labels})
+    words = [
+        w
+        for w in dict.fromkeys(WORD.findall(ctx.masked))
+        if w.casefold() not in STOPWORDS | CUE_WORDS | QUESTION_WORDS
+        and not NUMBER.fullmatch(w)
+        and w in ctx.span_index
+    ]
+    if not words:
+        return 0.0
+    if not used:
+        return COVERAGE_WEIGHT * len(words) * math.log(MIN_COVER)
+    vectors = np.stack([label_embedding(ctx.onto, label) for label in used])
+    best = (ctx.span_embeddings[[ctx.span_index[w] for w in words]] @ vectors.T).max(axis=1)
+    for i, word in enumerate(words):  # a label written out in the question explains its words
+        if any(word.casefold() in label.casefold().split() for label in used):
+            best[i] = 1.0
+    return COVERAGE_WEIGHT * float(np.log(np.clip(best, MIN_COVER, 1.0)).sum())
 
 
 def pruning_summary(shown: list[StepCandidates]) -> dict:
