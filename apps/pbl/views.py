@@ -7,12 +7,14 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.accounts import services as account_services
 from apps.accounts.models import Cohort, Role
 from apps.accounts.permissions import area_required, has_role
 from apps.pbl import board, dashboard, events, present, replies, schema, services
+from apps.pbl import editor as editor_forms
 from apps.pbl.models import ChatMessage, Event, MilestoneSubmission, Project, ProjectRun, Team
 from apps.pbl.orchestrator import THRESHOLD_HELP, thresholds_for
 from apps.pbl.present import message_state
@@ -80,30 +82,119 @@ def project_import(request):
     return redirect("pbl:project_edit", project_id=project.pk)
 
 
+SECTIONS = [
+    (
+        "stages",
+        "Stages",
+        "Each stage: its key (used in the rubric rows), the deliverable and the task text.",
+        "Add a stage",
+    ),
+    (
+        "criteria",
+        "Milestones and rubric",
+        "One row per criterion. Rows with the same stage and milestone keys form one milestone.",
+        "Add a rubric row",
+    ),
+    ("resources", "Resources", "Texts the agents ground their replies in (and cite).", "Add a resource"),
+    (
+        "agents",
+        "Agents",
+        "Role, persona, what each may and must not do, and how strictly it holds back.",
+        "Add an agent",
+    ),
+    (
+        "questions",
+        "Exams",
+        "Pre and post questions: multiple choice, or short answers marked by keywords.",
+        "Add a question",
+    ),
+]
+
+
+def _editor_page(request, editor: editor_forms.Editor, project: Project | None, **extra):
+    sections = [
+        {"kind": kind, "formset": editor.formsets[kind], "title": title, "help": help_text, "add": add}
+        for kind, title, help_text, add in SECTIONS
+    ]
+    context = {
+        "project": project,
+        "editor": editor,
+        "sections": sections,
+        "error": editor.error,
+        "row_url": reverse("pbl:editor_row"),
+        **extra,
+    }
+    if project is not None:
+        context.setdefault("json_text", json.dumps(schema.export_project(project), indent=2, ensure_ascii=False))
+    return render(request, "pbl/project_edit.html", context, status=422 if editor.error else 200)
+
+
+@area_required("pbl")
+def project_new(request):
+    """A project built in the form editor, without JSON."""
+    if not has_role(request.user, Role.TEACHER):
+        raise PermissionDenied("Only teachers author projects.")
+    if request.method == "POST":
+        editor = editor_forms.Editor(request.POST)
+        spec = editor.validated()
+        if spec is not None:
+            project = services.create_project(request.user, spec)
+            messages.success(request, f"Created “{project.title}”.")
+            return redirect("pbl:project_edit", project_id=project.pk)
+        return _editor_page(request, editor, None)
+    return _editor_page(request, editor_forms.Editor(), None)
+
+
 @area_required("pbl")
 def project_edit(request, project_id: int):
     project = get_object_or_404(Project, pk=project_id)
     services.require_project_owner(request.user, project)
-    text = json.dumps(schema.export_project(project), indent=2, ensure_ascii=False)
-    error = ""
-    if request.method == "POST":
-        try:
-            if "strictness-agent" in request.POST:
-                services.set_agent_strictness(
-                    request.user, project, request.POST["strictness-agent"], request.POST.get("strictness", "")
-                )
-                messages.success(request, "Strictness saved.")
-                return redirect("pbl:project_edit", project_id=project.pk)
-            text = request.POST.get("json", "")
-            services.update_project(request.user, project, schema.parse_project_json(text.encode()))
+    if request.method == "POST" and "editor" in request.POST:
+        editor = editor_forms.Editor(request.POST)
+        spec = editor.validated()
+        if spec is not None:
+            services.update_project(request.user, project, spec)
             messages.success(request, "Project saved.")
             return redirect("pbl:project_edit", project_id=project.pk)
+        return _editor_page(request, editor, project)
+    if request.method == "POST":
+        text = request.POST.get("json", "")
+        try:
+            services.update_project(request.user, project, schema.parse_project_json(text.encode()))
         except ValidationError as exc:
-            error = _errors(exc)  # the text the teacher typed stays in the editor
+            # The text the teacher typed stays in the editor.
+            return _editor_page(
+                request,
+                editor_forms.Editor(
+                    spec=project.spec | {"title": project.title, "driving_question": project.driving_question}
+                ),
+                project,
+                json_text=text,
+                json_error=_errors(exc),
+            )
+        messages.success(request, "Project saved.")
+        return redirect("pbl:project_edit", project_id=project.pk)
+    spec = project.spec | {"title": project.title, "driving_question": project.driving_question}
+    return _editor_page(request, editor_forms.Editor(spec=spec), project)
+
+
+@area_required("pbl")
+def editor_row(request):
+    """One more blank row for a formset of the editor (htmx), and its new form count."""
+    if not has_role(request.user, Role.TEACHER):
+        raise PermissionDenied("Only teachers author projects.")
+    kind = request.GET.get("kind", "")
+    if kind not in editor_forms.FORMSETS:
+        raise Http404("No such part of the editor.")
+    try:
+        index = max(0, min(200, int(request.GET.get(f"{kind}-TOTAL_FORMS", "0"))))
+    except ValueError:
+        index = 0
+    form = editor_forms.FORMSETS[kind].form(
+        prefix=f"{kind}-{index}", empty_permitted=True, use_required_attribute=False
+    )
     return render(
-        request,
-        "pbl/project_edit.html",
-        {"project": project, "json_text": text, "error": error, "strictness_choices": schema.STRICTNESS},
+        request, "pbl/editor_rows.html#new-row", {"kind": kind, "index": index, "form": form, "total": index + 1}
     )
 
 
