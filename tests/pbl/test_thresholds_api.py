@@ -35,7 +35,7 @@ def test_teacher_sets_thresholds_by_json_body(client, run, teacher):
 def test_bad_values_are_refused_with_the_thresholds_name(client, run, teacher):
     _token, raw = create_api_token(teacher, "script")
     out_of_range = put(client, run, {"dominant_share": 3}, raw)
-    assert out_of_range.status_code == 400
+    assert out_of_range.status_code == 422  # bad input (apps/core/errors.py)
     assert "share of the writing" in out_of_range.json()["detail"]
     unknown = put(client, run, {"idle_minutez": 2}, raw)
     assert unknown.status_code == 422
