@@ -456,7 +456,9 @@ class AtriumKoPLEngine(KoPLEngine):
 
     def __init__(self, kb_data: dict):
         # kopl's KB mutates what it is given (pops subclassOf/instanceOf, parses values in place).
-        super().__init__(copy.deepcopy(kb_data))
+        # A JSON round trip, not deepcopy: a freshly normalized KB shares one qualifier object
+        # between a relation's two ends, and deepcopy would keep it shared (parsed twice).
+        super().__init__(json.loads(json.dumps(kb_data)))
         self.entity_ids = list(kb_data["entities"])
         entity_set = set(self.entity_ids)
         self.kb.concept_to_entity = {

@@ -145,3 +145,12 @@ def test_import_rejects_invalid_and_reports_stats(db, tiny_data):
         "attribute_facts": 15,
         "qualifier_facts": 3,
     }
+
+
+def test_an_engine_builds_from_a_freshly_normalized_kb(tiny_data):
+    """normalize_kb gives a relation's two ends one qualifier object; kopl parses values in place,
+    so the engine must not see it shared (a fresh `make up` failed to load its demo KBs)."""
+    normalized = services.normalize_kb(tiny_data)
+    engine = services.AtriumKoPLEngine(normalized)
+    assert "FR" in engine.entity_ids
+    assert normalized == services.normalize_kb(tiny_data)  # the KB itself is left alone
