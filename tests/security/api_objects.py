@@ -147,6 +147,14 @@ def tables() -> Case:
     return Case(owner, stranger, values)
 
 
+def kbqa_question() -> Case:
+    from apps.kbqa.models import KnowledgeBase, Question
+
+    owner, stranger = UserFactory(role="student"), UserFactory(role="student")
+    kb = KnowledgeBase.objects.create(name="ownership-kb", title="Ownership KB", data={})
+    return Case(owner, stranger, {"question_id": Question.objects.create(owner=owner, kb=kb, text="How many?").pk})
+
+
 def api_token() -> Case:
     owner, stranger = UserFactory(role="student"), UserFactory(role="student")
     made, _raw = create_api_token(owner, "laptop")
@@ -193,6 +201,8 @@ API_OWNED: dict[str, Callable[[], Case]] = {
     "/api/generations/{job_id}": generation,
     "/api/lingualens/steer/{job_id}": steering,
     "/api/tokens/{token_id}": api_token,
+    "/api/kbqa/questions/{question_id}": kbqa_question,
+    "/api/kbqa/questions/{question_id}/rerun": kbqa_question,
     "/api/pbl/runs/{run_id}/exams/{kind}": pbl_learner_run,
     "/api/pbl/runs/{run_id}/team": pbl_learner_run,
     **dict.fromkeys(PBL_TEAM_ROUTES, pbl_team),
@@ -215,7 +225,4 @@ API_NOT_OWNED: dict[str, str] = {
     "/api/lingualens/saes/{slug}/scores": "SAEs are a lab-wide resource (any researcher)",
     "/api/lingualens/latents/{feature_id}": "latent pages are linkable and shared",
     "/api/lingualens/latents/{feature_id}/note": "latent notes are shared lab notes",
-    # Owned, but no builder here yet (needs a KB loaded): covered by tests/kbqa/test_api_and_pages.py.
-    "/api/kbqa/questions/{question_id}": "owned; builder not written yet (see tests/kbqa)",
-    "/api/kbqa/questions/{question_id}/rerun": "owned; builder not written yet (see tests/kbqa)",
 }
