@@ -33,9 +33,15 @@ RETRIEVE_ENTROPY = 0.9
 CITED_OVERLAP = 0.12  # a resource counts as used when this share of its content words is in the reply
 
 
-def relevant_resources(resources: list[dict], text: str, limit: int = 2) -> list[dict]:
-    ranked = sorted(resources, key=lambda r: textutil.word_overlap(text, r["text"]), reverse=True)
-    return ranked[:limit]
+def relevant_resources(resources: list[dict], text: str, limit: int = 2, context: str = "") -> list[dict]:
+    """The resources closest to the learner's words (title and text); `context` (the stage's
+    task) only breaks ties."""
+
+    def closeness(resource: dict) -> tuple[float, float]:
+        body = f"{resource['title']} {resource['text']}"
+        return textutil.word_overlap(text, body), textutil.word_overlap(context, body) if context else 0.0
+
+    return sorted(resources, key=closeness, reverse=True)[:limit]
 
 
 def agent_messages(
@@ -93,7 +99,7 @@ def grounding(backend, agent: dict, project, stage: dict, request: str, history:
     except Exception:  # noqa: BLE001  (no draft, no signal: retrieve, the safe side)
         logger.exception("uncertainty draft failed")
     fired = bool(resources) and (entropy is None or entropy >= RETRIEVE_ENTROPY)
-    chosen = relevant_resources(resources, f"{request} {stage['deliverable']['prompt']}") if fired else []
+    chosen = relevant_resources(resources, request, context=stage["deliverable"]["prompt"]) if fired else []
     record = {
         "fired": fired,
         "entropy": None if entropy is None else round(entropy, 3),

@@ -109,6 +109,28 @@ def test_over_reliant_learner_gets_guidance_not_the_deliverable(world):
     assert agents["Nova"]["telling_rate"] == 0
 
 
+def test_fair_question_is_answered_grounded_and_logged(world):
+    """'@Nova what should we measure first?' is a fair question: it gets an answer, never a
+    refusal in its place, and the reply's event says whether the project's resources were
+    retrieved (the draft's entropy) and which ones the reply used."""
+    team, (lena, _omar) = world["team"], world["learners"]
+    message_id = ask(world["client"](lena), team.pk, "@Nova what should we measure first?")
+    reply = wait_reply(world["client"](lena), team.pk, message_id, timeout=900)
+    assert reply["status"] == "done", reply
+    assert reply["text"].strip()
+    event = Event.objects.get(verb="replied", object_id=str(message_id))
+    retrieval = event.result["retrieval"]
+    assert isinstance(retrieval["fired"], bool)
+    assert retrieval["entropy"] is not None  # the llama.cpp server gives log-probabilities
+    assert event.context["retrieval"] == retrieval["fired"]
+    titles = {r["title"] for r in world["run"].project.spec["resources"]}
+    assert set(retrieval["retrieved"]) <= titles
+    assert set(retrieval.get("cited", [])) <= set(retrieval["retrieved"])
+    for title in retrieval.get("cited", []):
+        assert title in reply["text"]
+    assert not Event.objects.filter(verb__in=["refused", "downgraded"], object_id=str(message_id)).exists()
+
+
 def test_agent_reply_streams_to_the_team_socket(world, live_stack):
     team, (lena, omar) = world["team"], world["learners"]
     _token, raw = create_api_token(omar, "socket")  # a teammate watches the chat
