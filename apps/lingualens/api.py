@@ -2,7 +2,6 @@
 import/export), corpora, SAEs (start, status, metrics), latent page data, search and
 steering, so a researcher can script an analysis. Jobs are followed with GET /api/jobs/{id}."""
 
-from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import File, Form, Router, Schema, Status
@@ -11,7 +10,6 @@ from ninja.files import UploadedFile
 
 from apps.accounts.api_area import area_auth
 from apps.accounts.permissions import can_view_owned
-from apps.core.errors import Conflict
 from apps.lingualens import services, steering, summaries
 from apps.lingualens.models import SAE, Corpus, CounterfactualPair, FeatureScore, LinguisticFeature, SteeringRun
 from apps.lingualens.steering import DEFAULT_STRENGTH
@@ -139,12 +137,9 @@ def list_features(request, language: str | None = None, dimension: str | None = 
 
 @router.post("/lingualens/catalogue/features", response={201: dict})
 def create_feature(request, data: FeatureIn):
-    pairs = [p.dict() for p in data.pairs]
-    for number, pair in enumerate(pairs, 1):  # every pair checked before anything is stored
-        services._parse_pair(pair, f"pair {number}: ")
-    feature = services.add_feature(request.auth, data.language, data.dimension, data.name, data.description)
-    for pair in pairs:
-        services.add_pair(feature, **pair)
+    feature = services.create_feature(
+        request.auth, data.language, data.dimension, data.name, data.description, [p.dict() for p in data.pairs]
+    )
     return Status(201, feature_out(feature, with_pairs=True))
 
 
@@ -156,18 +151,7 @@ def get_feature(request, feature_id: int):
 @router.patch("/lingualens/catalogue/features/{feature_id}")
 def update_feature(request, feature_id: int, data: FeatureUpdate):
     feature = get_object_or_404(LinguisticFeature, pk=feature_id)
-    if data.dimension is not None:
-        feature.dimension = services._check_choice(data.dimension, services.Dimension, "dimension")
-    if data.name is not None:
-        name = data.name.strip()
-        if not name:
-            raise ValidationError("the name must not be empty")
-        if LinguisticFeature.objects.filter(language=feature.language, name=name).exclude(pk=feature.pk).exists():
-            raise Conflict(f"a {feature.language} feature named {name!r} already exists")
-        feature.name = name
-    if data.description is not None:
-        feature.description = data.description
-    feature.save()
+    services.update_feature(feature, data.dimension, data.name, data.description)
     return feature_out(feature, with_pairs=True)
 
 

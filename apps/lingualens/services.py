@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.text import slugify
 
+from apps.core.errors import Conflict
 from apps.inference.backends import ModelNotFound
 from apps.inference.registry import get_model, role_model_names
 from apps.jobs.models import Job
@@ -254,6 +255,37 @@ def add_pair(feature: LinguisticFeature, sentence: str, counterfactual: str, spa
     return CounterfactualPair.objects.create(
         feature=feature, sentence=sentence, counterfactual=counterfactual, span=span
     )
+
+
+@transaction.atomic
+def create_feature(
+    user, language: str, dimension: str, name: str, description: str = "", pairs=()
+) -> LinguisticFeature:
+    """A feature with its pairs; every pair is checked before anything is stored."""
+    parsed = [_parse_pair(pair, f"pair {number}: ") for number, pair in enumerate(pairs, 1)]
+    feature = add_feature(user, language, dimension, name, description)
+    CounterfactualPair.objects.bulk_create(
+        CounterfactualPair(feature=feature, sentence=sentence, counterfactual=counterfactual, span=span)
+        for sentence, counterfactual, span in parsed
+    )
+    return feature
+
+
+def update_feature(feature: LinguisticFeature, dimension=None, name=None, description=None) -> LinguisticFeature:
+    """Change what is given; a name must stay unique within the feature's language (409 if taken)."""
+    if dimension is not None:
+        feature.dimension = _check_choice(dimension, Dimension, "dimension")
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 120:
+            raise LensInputError("name must be a non-empty string of at most 120 characters")
+        if LinguisticFeature.objects.filter(language=feature.language, name=name).exclude(pk=feature.pk).exists():
+            raise Conflict(f"a {feature.language} feature named {name!r} already exists")
+        feature.name = name
+    if description is not None:
+        feature.description = description
+    feature.save()
+    return feature
 
 
 def load_default_catalogue() -> ImportReport:
