@@ -51,5 +51,10 @@ def test_csrf_is_enforced(student):
 
     client = Client(enforce_csrf_checks=True)
     client.force_login(student)
-    response = client.post("/jobs/", {"n": 3, "delay": 0})
+    from apps.jobs.models import Job
+
+    job = Job.objects.create(owner=student, kind="count", queue="cpu")
+    response = client.post(f"/jobs/{job.pk}/cancel/")
     assert response.status_code == 403
+    job.refresh_from_db()
+    assert job.status == "queued"  # nothing changed without the token
