@@ -5,6 +5,7 @@ import csv
 import html.parser
 import io
 import re
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -218,8 +219,11 @@ def save_version(
         number = (sheet.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
         folder = storage_dir() / str(sheet.workbook_id) / str(sheet.pk)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"v{number}.json"
-        path.write_text(table_to_json(frame))
+        # A fresh name, created exclusively: ids restart with a new database (tests, restores)
+        # and must never overwrite another workbook's data that happens to share them.
+        path = folder / f"v{number}-{uuid.uuid4().hex[:12]}.json"
+        with path.open("x", encoding="utf-8") as file:
+            file.write(table_to_json(frame))
         version = SheetVersion.objects.create(
             sheet=sheet,
             number=number,

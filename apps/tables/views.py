@@ -153,7 +153,10 @@ def message_detail(request, message_id: int):
         # keeps its one socket. Re-rendering it here opened a second socket on every poll,
         # and each token then arrived once per socket ("importimport pandas pandas").
         return HttpResponse(status=204)
-    return render(request, "tables/workbook.html#chat-message", render_message_context(message))
+    response = render(request, "tables/workbook.html#chat-message", render_message_context(message))
+    if request.GET.get("poll") and message.made_version_id:
+        response["HX-Trigger"] = "tables-sheet-changed"  # the sheet panel reloads its table
+    return response
 
 
 @require_POST

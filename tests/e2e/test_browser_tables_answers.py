@@ -66,6 +66,7 @@ def test_stream_chart_change_undo_failure_and_phone_width(page, log_in, live_sta
     assert streamed == stored  # every token once, nothing lost
     expect(change.locator(".result-version")).to_contain_text("added column price")
     expect(change.locator(".candidates-summary")).to_be_visible()
+    expect(page.locator("#sheet-table thead")).to_contain_text("price")  # the sheet shows the new version
 
     # A chart that answers the question: one summed bar per region, the table under it.
     chart = ask(page, "Plot total revenue by region as a bar chart")

@@ -151,7 +151,9 @@ def test_code_sent_to_the_api_runs_on_the_sheet_and_names_its_version(client_for
     sheet.refresh_from_db()
     assert sheet.current_version.description == "added column price"
     assert services.load_version(sheet.current_version)["price"].tolist()[0] == 100.0
-    page = client.get(f"/tables/messages/{created['id']}/").content.decode()
+    finished_poll = client.get(f"/tables/messages/{created['id']}/?poll=1")
+    assert finished_poll["HX-Trigger"] == "tables-sheet-changed"  # the sheet panel shows the new version
+    page = finished_poll.content.decode()
     assert "added column price" in page
     assert "Printed output" in page
 
