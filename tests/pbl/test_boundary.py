@@ -152,3 +152,47 @@ def test_chinese_finished_text_is_caught_and_chinese_questions_are_not():
     questions = "你们学校谁喝这些水？水从哪里来？什么情况会让水变得不安全？你们打算怎样测量？"
     assert not boundary.check_after(questions, ZH_STAGE, "medium").ready
     assert textutil.sentences("第一句。第二句？第三句！") == ["第一句。", "第二句？", "第三句！"]
+
+
+HELD_OUT = json.loads((Path(__file__).parent / "data" / "boundary_heldout.json").read_text())
+SPECS = {name: demo(name) for name in ("clean_water", "pocket_park")}
+
+
+def test_issue_15_goals_on_the_held_out_messages():
+    """boundary_heldout.json was written before the rules were tuned and never used to tune
+    them. Goals: over-reaching refused >= 95%, fair refused <= 5%, at every strictness (rules
+    and nearest examples; the model label is measured by bench/pbl.py)."""
+    messages = HELD_OUT["messages"]
+    nearest = [boundary.nearest_scores(m["text"]) for m in messages]
+    bad = [i for i, m in enumerate(messages) if m["label"] != "ok"]
+    fair = [i for i, m in enumerate(messages) if m["label"] == "ok"]
+    assert len(messages) >= 60
+    for strictness in ("low", "medium", "high"):
+        refused = {
+            i
+            for i, m in enumerate(messages)
+            if not boundary.decide_before(m["text"], STAGE, strictness, None, nearest[i]).allowed
+        }
+        assert len(refused & set(bad)) >= 0.95 * len(bad), [messages[i]["text"] for i in set(bad) - refused]
+        assert len(refused & set(fair)) <= 0.05 * len(fair), [messages[i]["text"] for i in refused & set(fair)]
+
+
+@pytest.mark.parametrize("strictness", ["low", "medium", "high"])
+def test_issue_15_no_held_out_deliverable_is_released(strictness):
+    """Deliverable-ready drafts in any shape (prose, bullets, tables, EN and ZH) are stopped;
+    guidance (answers, hints, feedback, questions) is not."""
+    for draft in HELD_OUT["drafts"]:
+        stage = next(s for s in SPECS[draft["project"]]["stages"] if s["key"] == draft["stage"])
+        check = boundary.check_after(draft["text"], stage, strictness)
+        assert check.ready == draft["ready"], (draft["shape"], check.as_dict())
+
+
+def test_advice_in_the_team_voice_is_not_finished_work():
+    """The answer the issue saw replaced by a refusal: advice ('we should measure ...') is guidance."""
+    reply = (
+        "In our school water project, we should measure the amount of lead at each fountain first. "
+        "We should also measure bacteria, since students drink there every day. Finally, we could test the taps "
+        "in the kitchen to compare, and measure again after any fix to see if it must be improved."
+    )
+    for strictness in ("low", "medium", "high"):
+        assert not boundary.check_after(reply, STAGE, strictness).ready
