@@ -33,8 +33,12 @@ def test_same_origin_means_scheme_host_and_port(origin, expected):
     assert origin_allowed(scope(), origin) is expected
 
 
-def test_default_ports_and_tls():
-    assert origin_allowed(scope("example.org", scheme="wss"), "https://example.org:443") is False  # not in ALLOWED_HOSTS
+def test_default_ports_and_tls(settings):
+    settings.ALLOWED_HOSTS = ["example.org"]
+    tls = scope("example.org", scheme="wss")  # the browser reached https://example.org
+    assert origin_allowed(tls, "https://example.org:443")  # 443 is https' default port
+    assert origin_allowed(tls, "https://example.org")
+    assert not origin_allowed(tls, "http://example.org")
     assert parse_origin("https://Example.org") == ("https", "example.org", 443)
     assert parse_origin("http://[::1]:8000") == ("http", "::1", 8000)
 
