@@ -3,8 +3,9 @@ ontology-guided pruning, and transfer from geo (annotated) to elements (never an
 
 import pytest
 
-from apps.kbqa.parser import delexicalize, embed, find_mentions, parse_question
+from apps.kbqa.parser import delexicalize, embed, parse_question
 from apps.kbqa.questions import generate_examples, run
+from apps.kbqa.reading import find_mentions
 
 pytestmark = pytest.mark.model
 
