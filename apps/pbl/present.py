@@ -5,6 +5,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 from apps.jobs.models import JobStatus
+from apps.jobs.services import queue_wait
 from apps.pbl import events
 from apps.pbl.models import ChatMessage, Event, MessageStatus, ProjectRun
 
@@ -32,12 +33,14 @@ def message_state(message: ChatMessage) -> tuple[str, str]:
         return "streaming", ""
     if job.status == JobStatus.QUEUED:
         age = (timezone.now() - job.created_at).total_seconds()
+        wait = queue_wait(job)
+        where = f" {wait}." if wait else ""
         if age >= settings.PBL_AGENT_UNAVAILABLE_AFTER_SECONDS:
             return "unavailable", (
                 f"{name} is unavailable right now (the model worker is busy or offline). Your message is kept "
-                "in the queue: the answer appears here when it arrives, or cancel it."
+                f"in the queue: the answer appears here when it arrives, or cancel it.{where}"
             )
-        return "queued", f"{name} will answer shortly…"
+        return "queued", f"{name} will answer shortly…{where}"
     return "thinking", f"{name} is thinking…"
 
 

@@ -183,6 +183,7 @@ def test_agent_request_is_kept_and_queued(client, team, learners):
     [reply] = body["replies"]
     assert reply["agent"] == "Nova"
     assert reply["status"] in ("queued", "unavailable")
+    assert "Position in queue: 1" in reply["note"]  # the waiting bubble says where it stands
     assert Event.objects.filter(verb="requested-help", object_id="Nova").count() == 1
 
 
