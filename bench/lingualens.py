@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="load the cached SAE if there is one")
     parser.add_argument("--features", type=int, default=0, help="score only the first N features")
     parser.add_argument("--skip-steering", action="store_true")
+    parser.add_argument("--skip-scoring", action="store_true", help="steering sweep on the densest latents only")
     args = parser.parse_args()
 
     import django
@@ -124,7 +125,7 @@ def main() -> None:
 
     started = time.monotonic()
     held, chosen, floors, beats, clear, fics, gaps, best_latents = [], [], [], [], [], [], [], []
-    for feature in features:
+    for feature in [] if args.skip_scoring else features:
         pairs = [scoring.PairText(p["sentence"], p["counterfactual"], p["span"]) for p in feature["pairs"]]
         found = scoring.score_feature(backend, model, args.layer, pairs)
         if not found["rows"]:
@@ -170,7 +171,11 @@ def main() -> None:
         return
     started = time.monotonic()
     dense = [int(i) for i in np.argsort(-density)[:3]]
-    latents = dense + [i for i in dict.fromkeys(best_latents) if i not in dense][:3]
+    # Then the best latents of features, or (without scoring) three live latents at random.
+    others = list(dict.fromkeys(best_latents)) or [
+        int(i) for i in np.random.default_rng(0).permutation(np.flatnonzero(density > 0))
+    ]
+    latents = dense + [i for i in others if i not in dense][:3]
     spec = get_model("gemma3-270m")
     params = build_params(spec, {"temperature": 0, "max_tokens": 24, "seed": 0})
 
@@ -182,7 +187,7 @@ def main() -> None:
 
     plain = {prompt: "".join(backend.complete(prompt, params)) for prompt in PROMPTS}
     base = statistics.mean(fluency(p, t) for p, t in plain.items())
-    print(f"\nsteering: latents {latents} (3 densest, then best latents of features), prompts {PROMPTS}")
+    print(f"\nsteering: latents {latents} (3 densest, then best of features or random live), prompts {PROMPTS}")
     print(f"  plain: mean log-prob per token {base:.2f}")
     for multiplier in MULTIPLIERS:
         scores, changed, samples = [], 0, []
