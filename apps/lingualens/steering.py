@@ -15,8 +15,10 @@ from apps.jobs.services import create_job
 from apps.lingualens.models import SAE, Latent, SteeringRun
 from apps.lingualens.services import STEER_KIND, LensInputError, int_in_range
 
-# Chosen on bench/lingualens.py's sweep: at 2x the steered text stays about as fluent as the
-# plain one (mean log-probability under the clean model) while it visibly changes.
+# The latent at twice its typical peak, at every position: a clear push that stays within the
+# range the latent itself reaches (the old raw "+10" was many times that for dense latents).
+# bench/lingualens.py sweeps x0.5..x8 and prints the steered text's log-probability per token
+# under the clean model against the plain text's; rerun it to confirm or move this default.
 DEFAULT_STRENGTH = 2.0
 MAX_STRENGTH = 100.0  # in multiples of the latent's scale (or raw units with a unit direction)
 MAX_INTERVENTIONS = 8
