@@ -34,6 +34,7 @@ from apps.kbqa.reading import (
     MIN_SIMILARITY,
     NUMBER,
     SMALLEST_CUES,
+    WORD,
     Mention,
     QuestionContext,
     coverage,
@@ -157,6 +158,11 @@ def sketch_prior(question: str, mentions: list[Mention]) -> Callable[[str], floa
     for mention in sorted((m for m in mentions if m.start >= 0), key=lambda m: -m.start):
         unnamed = unnamed[: mention.start] + " | " + unnamed[mention.end :]
     dated = bool(cues.years_in(unnamed))
+    # A capitalized word past the first that no entity name covers ("Xyzzyville") names
+    # something this KB does not hold: a program that finds nothing by name cannot answer it.
+    unknown_name = not any(m.start < 0 for m in mentions) and any(
+        word[:1].isupper() for word in WORD.findall(unnamed)[1:]
+    )
     asks_relation = RELATION_WORDS.search(question) is not None
     comparative = has_cue(question, GREATER_CUES + LESS_CUES)
     # A number that is not a year, with "more than"/"under" before it, filters or verifies an amount.
@@ -185,6 +191,8 @@ def sketch_prior(question: str, mentions: list[Mention]) -> Callable[[str], floa
             factor *= 0.1
         if last == "SelectBetween" and not choice:
             factor *= 0.1
+        if unknown_name and not finds:
+            return 0.0
         if named and finds < named:
             factor *= 0.03 ** (named - finds)  # an entity written out and never used
         steps = parse_sketch(sketch)
@@ -221,7 +229,7 @@ def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, 
         )
         # A beam scores at most ~0 (log similarities, coverage), so a sketch whose score alone
         # is below the best total cannot win: skip its search.
-        if best is not None and sketch_score + 0.1 < best[0]:
+        if prior(sketch) == 0.0 or (best is not None and sketch_score + 0.1 < best[0]):
             continue
         try:
             beam, shown, reached = search_sketch(ctx, sketch, prune)
