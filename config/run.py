@@ -145,8 +145,15 @@ def main() -> None:
         manage("load_kbqa_demo")
         manage("load_pbl_demo")
         manage("load_lingualens_demo")
+        converting = None
         if os.environ.get("ATRIUM_SKIP_MODELS") != "1":
-            manage("prepare_models")
+            # The assistant is joined before anything starts (the llama.cpp server needs it). The
+            # transformers models (lens, small) are converted beside the running app: a worker that
+            # needs one first waits on the same conversion lock, nobody else waits at all.
+            manage("prepare_models", "--assistant-only")
+            converting = subprocess.Popen(
+                [sys.executable, str(BASE_DIR / "manage.py"), "prepare_models", "--skip-assistant"], cwd=BASE_DIR
+            )
         say(f"serving on http://{os.environ.get('ATRIUM_HOST', '127.0.0.1')}:{os.environ.get('ATRIUM_PORT', '8000')}")
         procfile = str(BASE_DIR / "Procfile")
         honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "-f", procfile], cwd=BASE_DIR)
@@ -166,6 +173,8 @@ def main() -> None:
                 honcho.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 honcho.kill()
+            if converting is not None and converting.poll() is None:
+                converting.terminate()  # a half-written conversion has no marker and is redone next time
     finally:
         if redis_process is not None:
             redis_process.send_signal(signal.SIGTERM)

@@ -477,11 +477,11 @@ def test_openai_errors_from_the_server(openai_server):
     unknown = OpenAIBackend(openai_spec(openai_server, "no-such-model"))
     with pytest.raises(InferenceError, match="answered 404"):
         list(unknown.chat(STORY, greedy(4)))
-    # Too long for the server's model: its 400 comes back as an InferenceError.
+    # Too long for the server's model: its 400 comes back as PromptTooLong, saying so.
     backend = OpenAIBackend(openai_spec(openai_server))
-    with pytest.raises(InferenceError, match="answered 400.*context length"):
+    with pytest.raises(PromptTooLong, match="too long.*context length"):
         list(backend.complete("sea " * 9000, greedy(4)))
-    with pytest.raises(InferenceError, match="answered 400.*context length"):
+    with pytest.raises(PromptTooLong, match="too long.*context length"):
         list(backend.chat([{"role": "user", "content": "sea " * 9000}], greedy(4)))
 
 

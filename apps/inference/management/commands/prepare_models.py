@@ -16,9 +16,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--model", action="append", help="only this model (repeatable)")
+        parser.add_argument("--assistant-only", action="store_true", help="only the assistant model")
+        parser.add_argument("--skip-assistant", action="store_true", help="all models but the assistant")
 
-    def handle(self, *args, model=None, **options) -> None:
+    def handle(self, *args, model=None, assistant_only=False, skip_assistant=False, **options) -> None:
         specs = [get_model(name) for name in model] if model else list(all_models().values())
+        if assistant_only:
+            specs = [spec for spec in specs if spec.name == settings.ASSISTANT_MODEL_NAME]
+        if skip_assistant:
+            specs = [spec for spec in specs if spec.name != settings.ASSISTANT_MODEL_NAME]
         failed = []
         for spec in specs:
             started = time.monotonic()
