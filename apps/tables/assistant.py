@@ -72,8 +72,7 @@ def failure_kind(sandbox_kind: str) -> str:
 
 
 def candidate_count() -> int:
-    # settings.TABLES_CANDIDATES (env TABLES_CANDIDATES) once config/settings.py defines it.
-    return max(1, int(getattr(settings, "TABLES_CANDIDATES", 3)))
+    return settings.TABLES_CANDIDATES
 
 
 def decide_mode(workbook: Workbook, question: str, requested: str = "auto") -> str:
