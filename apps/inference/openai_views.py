@@ -13,8 +13,8 @@ from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts import throttle
 from apps.accounts.permissions import can_access_area
-from apps.accounts.services import user_for_token
 from apps.inference import live_text, services
 from apps.inference.backends import InferenceError, ModelNotFound
 from apps.inference.models import Generation
@@ -36,7 +36,12 @@ async def authorize(request: HttpRequest):
     header = request.headers.get("Authorization", "")
     user = None
     if header.lower().startswith("bearer "):
-        user = await sync_to_async(user_for_token)(header[7:].strip())
+        try:  # bad tokens count against the caller's address, as on /api/
+            user = await sync_to_async(throttle.user_for_token_from)(
+                header[7:].strip(), throttle.request_address(request.META)
+            )
+        except throttle.TokenThrottledError as exc:
+            return None, openai_error(429, f"Too many invalid tokens: try again in {exc.retry_after} s", "rate_limit")
     if user is None:
         return None, openai_error(401, "A valid API token is required", "authentication")
     if not can_access_area(user, "playground"):

@@ -128,3 +128,16 @@ def test_password_token_endpoint_shares_the_login_throttle(client, password):
     locked = basic(password)
     assert locked.status_code == 429
     assert "Too many failed log-in attempts" in locked.json()["detail"]
+
+
+def test_bad_bearer_tokens_on_the_openai_endpoint_are_limited_too(client, researcher):
+    _token, good = create_api_token(researcher, "script")
+    for _ in range(4):
+        response = client.get("/v1/models", headers={"Authorization": "Bearer atr_guess"}, REMOTE_ADDR="198.51.100.9")
+        assert response.status_code == 401
+    blocked = client.get("/v1/models", headers={"Authorization": f"Bearer {good}"}, REMOTE_ADDR="198.51.100.9")
+    assert blocked.status_code == 429
+    assert "Too many invalid tokens" in blocked.json()["error"]["message"]
+    call_command("unlock_logins", "--address", "198.51.100.9")
+    again = client.get("/v1/models", headers={"Authorization": f"Bearer {good}"}, REMOTE_ADDR="198.51.100.9")
+    assert again.status_code == 200
