@@ -29,6 +29,7 @@ up: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
 	@fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk)
+	@fc-list 2>/dev/null | grep -qi "Noto Sans Ethiopic" || (apt-get update -qq && apt-get install -y -qq fonts-noto-core)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

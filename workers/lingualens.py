@@ -31,3 +31,10 @@ def steer(job_id: int) -> None:
     from apps.lingualens.pipeline import run_steering
 
     run_job(job_id, run_steering)
+
+
+@shared_task(name="workers.lingualens.explain")
+def explain(job_id: int) -> None:
+    from apps.lingualens.pipeline import explain_job
+
+    run_job(job_id, explain_job)
