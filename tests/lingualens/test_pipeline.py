@@ -9,7 +9,7 @@ import torch
 from django.utils.html import escape
 
 from apps.jobs.services import JobCancelled, cancel_job, run_job
-from apps.lingualens import pipeline, services
+from apps.lingualens import pipeline, services, steering
 from apps.lingualens.models import ActivationRun, FeatureScore, Latent, LinguisticFeature, RunStatus
 from apps.lingualens.sae import TopKSAE
 
@@ -140,8 +140,9 @@ def test_search_and_steering(tiny_sae, gemma, researcher, client_for, django_cap
     assert any(row["latents"] for row in result["tokens"])
 
     latent = Latent.objects.filter(sae=tiny_sae).order_by("-density").first().index
-    run = services.start_steering(
-        researcher, tiny_sae, "The weather today is", f"{latent}:80", seed=3, max_tokens=8, temperature=0
+    # Strength in multiples of the latent's typical top activation (apps/lingualens/steering.py).
+    run = steering.start_steering(
+        researcher, tiny_sae, "The weather today is", f"{latent}:8", seed=3, max_tokens=8, temperature=0
     )
     run_job(run.job_id, lambda job: pipeline.run_steering(job, backend=gemma))
     run.refresh_from_db()
@@ -155,7 +156,7 @@ def test_search_and_steering(tiny_sae, gemma, researcher, client_for, django_cap
     assert out["plain"]
     assert out["steered"] != out["plain"]
     # Same seed, no intervention: the plain side is reproducible.
-    again = services.start_steering(
+    again = steering.start_steering(
         researcher, tiny_sae, "The weather today is", f"{latent}:0", seed=3, max_tokens=8, temperature=0
     )
     pipeline.run_steering(again.job, backend=gemma)

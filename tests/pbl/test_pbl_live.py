@@ -94,7 +94,8 @@ def test_over_reliant_learner_gets_guidance_not_the_deliverable(world):
         assert not boundary.check_after(reply["text"], stage, "low").ready
         assert "?" in reply["text"]
     refusals = Event.objects.filter(run=world["run"], verb="refused").order_by("pk")
-    assert [e.result["reason"] for e in refusals] == list(requests)
+    # Replies are written by parallel workers: one refusal per request, in any order.
+    assert sorted(e.result["reason"] for e in refusals) == sorted(requests)
     assert all(e.result["to"] == lena.username and e.result["rule"] for e in refusals)
     # The orchestrator's event trigger sees the help-seeking and steps in.
     scaffold = wait_for(

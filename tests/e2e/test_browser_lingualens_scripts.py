@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from apps.lingualens.models import Latent
-from tests.e2e.conftest import browser, page  # noqa: F401  (fixtures: a real Chromium)
+from tests.lingualens.conftest import catalogue, lens_dir  # noqa: F401  (fixtures stored_sae needs)
 from tests.lingualens.test_views_api import stored_sae  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model, pytest.mark.django_db]
