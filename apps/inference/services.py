@@ -152,11 +152,14 @@ def fit_messages(spec: ModelSpec, messages: list[dict], max_tokens: int) -> tupl
     budget = spec.context_length - max_tokens
     system = [message for message in messages[:1] if message["role"] == "system"]
     rest = messages[len(system) :]
+    # Each message is counted once; dropping one takes its own count off the total.
+    counts = [estimate_prompt_tokens(spec, [message], "") for message in rest]
+    total = estimate_prompt_tokens(spec, system, "") + sum(counts)
     dropped = 0
-    while len(rest) > 1 and estimate_prompt_tokens(spec, system + rest, "") > budget:
-        rest = rest[1:]
+    while len(rest) - dropped > 1 and total > budget:
+        total -= counts[dropped]
         dropped += 1
-    return system + rest, dropped
+    return system + rest[dropped:], dropped
 
 
 LOADED_MODELS_KEY = "atrium:loaded-models"
