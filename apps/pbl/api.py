@@ -142,6 +142,25 @@ def runs(request):
     return [run_out(r, user) for r in found]
 
 
+@router.get("/pbl/runs/{run_id}/teams")
+def teams(request, run_id: int):
+    """The run's teams with their members and free places: a learner picks one to join (or
+    names a new one) with POST .../team. For the class's students and the run's teacher."""
+    run = get_run(run_id)
+    if not (run.cohort.students.filter(pk=request.auth.pk).exists() or services.is_run_teacher(request.auth, run)):
+        raise HttpError(403, "Not your class.")
+    found = run.teams.prefetch_related("members").order_by("name")
+    return [
+        {
+            "id": t.pk,
+            "name": t.name,
+            "members": [m.username for m in t.members.all()],
+            "places": Team.MAX_MEMBERS - len(t.members.all()),
+        }
+        for t in found
+    ]
+
+
 @router.post("/pbl/runs/{run_id}/team")
 def join_team(request, run_id: int, payload: NameIn):
     team = services.join_team(request.auth, get_run(run_id), payload.name)
