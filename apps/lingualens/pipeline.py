@@ -5,7 +5,6 @@ Every step takes the loaded backend of apps.inference (its `.model`, `.tokenizer
 `.layers`) and reads or writes the residual stream with forward hooks on the decoder layers,
 the same place `backend.activations` and `generate_with_hooks` use."""
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -22,16 +21,16 @@ from apps.jobs.events import send_to_group
 from apps.jobs.models import Job
 from apps.jobs.services import JobCancelled, report_progress
 from apps.lingualens import sae as sae_lib
+from apps.lingualens.activations import collect_activations, load_run_arrays
 from apps.lingualens.latent_stats import compute_latent_stats
 from apps.lingualens.models import (
     SAE,
-    ActivationRun,
     FeatureScore,
     LinguisticFeature,
     RunStatus,
     SteeringRun,
 )
-from apps.lingualens.services import run_dir, sae_dir
+from apps.lingualens.services import sae_dir
 
 logger = logging.getLogger(__name__)
 BATCH = 16
@@ -155,77 +154,6 @@ def keep_first(edit: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.
         return changed
 
     return wrapped
-
-
-# ---- activation runs ------------------------------------------------------------------------
-
-
-def load_run_arrays(run: ActivationRun, layer: int, mmap: bool = True) -> tuple[np.ndarray, dict]:
-    folder = run_dir(run)
-    acts = np.load(folder / f"acts_L{layer}.npy", mmap_mode="r" if mmap else None)
-    tokens = json.loads((folder / "tokens.json").read_text(encoding="utf-8"))
-    return acts, tokens
-
-
-def _save_run(run: ActivationRun, arrays: dict[int, list[np.ndarray]], tokens: dict) -> None:
-    folder = run_dir(run)
-    folder.mkdir(parents=True, exist_ok=True)
-    for layer, chunks in arrays.items():
-        data = np.concatenate(chunks) if chunks else np.zeros((0, run.d_model or 1), np.float16)
-        np.save(folder / f"acts_L{layer}.npy.tmp.npy", data)
-        (folder / f"acts_L{layer}.npy.tmp.npy").replace(folder / f"acts_L{layer}.npy")
-    (folder / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
-
-
-def collect_activations(run: ActivationRun, backend, progress: Callable[[float, str], None]) -> ActivationRun:
-    """Residual activations of the run's layers over its corpus, BOS left out, fp16 on disk.
-    Resumes after the texts already done (a cancelled or killed run keeps what it had)."""
-    texts = run.corpus.texts[: run.max_texts]
-    folder = run_dir(run)
-    arrays: dict[int, list[np.ndarray]] = {layer: [] for layer in run.layers}
-    tokens = {"tokens": [], "doc": [], "pos": [], "texts": []}
-    start = 0
-    if run.n_texts_done and (folder / "tokens.json").exists():
-        for layer in run.layers:
-            arrays[layer].append(np.load(folder / f"acts_L{layer}.npy"))
-        tokens = json.loads((folder / "tokens.json").read_text(encoding="utf-8"))
-        start = run.n_texts_done
-    run.status = RunStatus.RUNNING
-    run.save(update_fields=["status"])
-    started = time.monotonic()
-    done = start
-    try:
-        for batch_start in range(start, len(texts), BATCH):
-            chunk = texts[batch_start : batch_start + BATCH]
-            batch = encode_batch(backend, chunk, run.max_tokens_per_text)
-            captured = capture_layers(backend, batch, run.layers)
-            for row, text in enumerate(chunk):
-                doc = len(tokens["texts"])
-                tokens["texts"].append(text)
-                ids = batch.ids[row, 1 : batch.lengths[row]].tolist()  # BOS left out
-                for pos, token_id in enumerate(ids, 1):
-                    tokens["tokens"].append(backend.tokenizer.decode([token_id]))
-                    tokens["doc"].append(doc)
-                    tokens["pos"].append(pos)
-                for layer in run.layers:
-                    arrays[layer].append(captured[layer][row, 1 : batch.lengths[row]].cpu().numpy().astype(np.float16))
-            done = batch_start + len(chunk)
-            run.d_model = int(captured[run.layers[0]].shape[-1])
-            progress(done / len(texts), f"Activations: {done}/{len(texts)} texts, {len(tokens['tokens'])} tokens")
-    except BaseException:
-        # Cancelled or failed: keep what was collected, marked partial, so it can be resumed.
-        if done > start:
-            _save_run(run, arrays, tokens)
-        run.n_texts_done, run.n_tokens = done, len(tokens["tokens"])
-        run.status = RunStatus.PARTIAL
-        run.save(update_fields=["n_texts_done", "n_tokens", "status", "d_model"])
-        raise
-    _save_run(run, arrays, tokens)
-    run.n_texts_done, run.n_tokens = done, len(tokens["tokens"])
-    run.status = RunStatus.COMPLETE
-    run.seconds = time.monotonic() - started
-    run.save()
-    return run
 
 
 # ---- SAE training ---------------------------------------------------------------------------
