@@ -90,6 +90,7 @@ def natural_report(classifier, ontologies: dict[str, Ontology], prune: bool, sho
     # On a shared machine wall time mostly measures the other processes; CPU seconds (all of
     # this process's threads) are what a question costs, an upper bound on its wall time alone.
     print(f"  CPU seconds per question: p50 {percentile(cpu, 0.5):.3f}, p95 {percentile(cpu, 0.95):.3f}")
+    print("  load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 def main() -> None:

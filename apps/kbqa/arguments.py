@@ -153,11 +153,17 @@ def mention_candidates(ctx: QuestionContext, used: set[str], order: int) -> Step
 
 
 def string_value_candidates(ctx: QuestionContext, key: str) -> list[Candidate]:
-    lowered = ctx.masked.casefold()  # not inside an entity's name
-    values = ctx.onto.string_values(key)
-    found = [v for v in values if len(v) >= 1 and re.search(rf"(?<!\w){re.escape(v.casefold())}(?!\w)", lowered)]
-    found.sort(key=len, reverse=True)
-    return [Candidate([v], 1.0, v) for v in found[:PER_ROLE]]
+    # Once per question and key, not per beam: a key can hold thousands of values.
+    if key not in ctx.string_values:
+        lowered = ctx.masked.casefold()  # not inside an entity's name
+        found = [
+            v
+            for v in ctx.onto.string_values(key)
+            if v and v.casefold() in lowered and re.search(rf"(?<!\w){re.escape(v.casefold())}(?!\w)", lowered)
+        ]
+        found.sort(key=len, reverse=True)
+        ctx.string_values[key] = found[:PER_ROLE]
+    return [Candidate([v], 1.0, v) for v in ctx.string_values[key]]
 
 
 def number_value_candidates(ctx: QuestionContext, key: str) -> list[Candidate]:

@@ -5,15 +5,20 @@ numbers and comparison cues, and how well a finished program's labels explain it
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.core.cache import cache
 
-from apps.inference.embeddings import embed
+from apps.inference.embeddings import EMBEDDING_DIM, embed, minilm_path
 from apps.kbqa import cues
 from apps.kbqa.questions import Ontology
+
+logger = logging.getLogger(__name__)
 
 MIN_SIMILARITY = 0.05
 COVERAGE_WEIGHT = 1.0
@@ -101,6 +106,7 @@ class QuestionContext:
     label_scores: dict[str, float] = field(default_factory=dict)
     exact: dict[str, float] | None = None
     sketch_embedding: np.ndarray | None = None  # the delexicalized question's, for the sketch parser
+    string_values: dict[str, list[str]] = field(default_factory=dict)  # key -> values written out
 
     def similarity(self, label: str) -> float:
         """How well a KB label (concept, relation, key) matches some span of the question.
@@ -207,15 +213,43 @@ def delexicalize(question: str, onto: Ontology, mentions: list[Mention] | None =
 
 
 _label_cache: dict[str, np.ndarray] = {}
+LABEL_CACHE_SECONDS = 30 * 24 * 3600
 
 
 def label_embedding(onto: Ontology, label: str) -> np.ndarray:
     """A label's embedding; the first call for a KB embeds all its labels in one batch."""
     if label not in _label_cache:
-        missing = sorted(set(all_labels(onto)) - set(_label_cache) | {label})
-        for name, vector in zip(missing, embed(missing), strict=True):
-            _label_cache[name] = vector
+        warm_labels(onto)
+        if label not in _label_cache:  # a value or key the KB's label list does not hold
+            _label_cache[label] = embed([label])[0]
     return _label_cache[label]
+
+
+def warm_labels(onto: Ontology) -> None:
+    """Every label of the KB embedded once per process, and once per label set across processes:
+    the matrix is kept in Django's cache (Redis) under a hash of the labels and the encoder, so a
+    fresh worker, or one that indexed another KB, does not encode a large KB's labels again. The
+    key changes with the labels themselves, so an edited KB cannot read stale vectors."""
+    labels = sorted(all_labels(onto))
+    missing = [name for name in labels if name not in _label_cache]
+    if not missing:
+        return
+    key = "kbqa:labels:" + hashlib.sha256("\n".join([minilm_path(), *labels]).encode()).hexdigest()
+    try:
+        stored = cache.get(key)
+    except Exception:  # noqa: BLE001  (a cache outage costs one encoder batch, never the question)
+        logger.warning("KBQA label cache unreadable", exc_info=True)
+        stored = None
+    if isinstance(stored, bytes) and len(stored) == len(labels) * EMBEDDING_DIM * 4:
+        matrix = np.frombuffer(stored, dtype=np.float32).reshape(len(labels), EMBEDDING_DIM)
+        _label_cache.update(zip(labels, matrix, strict=True))
+        return
+    _label_cache.update(zip(missing, embed(missing), strict=True))
+    matrix = np.stack([_label_cache[name] for name in labels]).astype(np.float32)
+    try:
+        cache.set(key, matrix.tobytes(), LABEL_CACHE_SECONDS)
+    except Exception:  # noqa: BLE001
+        logger.warning("KBQA label cache unwritable", exc_info=True)
 
 
 def find_mentions(question: str, onto: Ontology) -> list[Mention]:
@@ -296,7 +330,7 @@ def embed_cached(texts: list[str]) -> np.ndarray:
             _text_cache.clear()
         _text_cache.update(zip(missing, embed(missing), strict=True))
     if not texts:
-        return np.zeros((0, 384), dtype=np.float32)
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
     return np.stack([_text_cache[t] for t in texts])
 
 
