@@ -9,9 +9,14 @@ messages refused, fair ones refused, deliverable-ready drafts released (goals: >
 at each strictness; then the agent reply latency (median, p95) as the worker runs it: the
 uncertainty draft, retrieval when it fires, the streamed reply and the check after it.
 
+The retrieval threshold (SeaKR: retrieve when the model is unsure) is chosen by the `entropy`
+part from the draft entropies of bench/data/pbl_retrieval.json: questions whose answer needs the
+project's resources vs general ones; it prints both distributions, the threshold that separates
+the calibration questions best, and how it fires on the check questions.
+
 Run: .venv/bin/python bench/pbl.py   (BENCH_RUNS=3; BENCH_REPLIES=6 replies timed; BENCH_MODEL_LABELS=1
 adds the constrained model label per message, as the policy uses it for medium and high agents;
-BENCH_PARTS=heldout,latency runs only those)"""
+BENCH_PARTS=heldout,latency,entropy runs only those)"""
 
 import json
 import os
@@ -36,7 +41,7 @@ from apps.inference.backends import GenerationParams  # noqa: E402
 from apps.inference.registry import model_for_role  # noqa: E402
 from apps.inference.services import load_backend  # noqa: E402
 from apps.pbl import boundary, judge  # noqa: E402
-from apps.pbl.agents import agent_messages, grounding  # noqa: E402
+from apps.pbl.agents import RETRIEVE_ENTROPY, agent_messages, grounding, uncertainty  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 SPEC = json.loads((BASE_DIR / "apps/pbl/data/clean_water.json").read_text())
@@ -76,6 +81,8 @@ def main() -> None:
             held_out_figures(backend)
         if "latency" in parts:
             reply_latency(backend)
+        if "entropy" in parts:
+            entropy_calibration(backend)
         return
 
     text = LABELLED[0][0]
@@ -105,7 +112,7 @@ def main() -> None:
     print(
         f"agent reply: {t:.2f} s for ~{statistics.median(pieces)} tokens "
         f"({statistics.median(pieces) / t:.1f} tokens/s, first token {statistics.median(first) * 1000:.0f} ms, "
-        f"prompt {backend.count_tokens(backend.chat_prompt(messages))} tokens)"
+        f"prompt {prompt_tokens(backend, messages)} tokens)"
     )
 
     criterion, milestone = STAGE["milestones"][0]["criteria"][0], STAGE["milestones"][0]
@@ -199,29 +206,118 @@ def held_out_figures(backend) -> None:
         )
 
 
+def prompt_tokens(backend, messages: list[dict]) -> int:
+    """The prompt's tokens: the chat template's where the backend has it, else the contents'."""
+    if hasattr(backend, "chat_prompt"):
+        return backend.count_tokens(backend.chat_prompt(messages))
+    return backend.count_tokens("\n".join(m["content"] for m in messages))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
 def reply_latency(backend) -> None:
-    """Agent replies as the worker makes them (apps.pbl.agents): the short uncertainty draft,
-    retrieval when it fires, the streamed reply, the check after it. Fair held-out questions."""
+    """Agent replies as the worker makes them (apps.pbl.agents._answer): the policy before
+    (constrained label + nearest examples), the short uncertainty draft and retrieval when it
+    fires, the streamed reply, the check after it. Fair held-out questions. Each step is timed
+    so a slow reply shows where the time goes."""
     questions = [m["text"] for m in HELD_OUT_SET["messages"] if m["label"] == "ok" and m["text"].isascii()]
     agent = SPEC["agents"][0]
     params = GenerationParams(temperature=0.3, max_tokens=settings.PBL_AGENT_MAX_TOKENS, repetition_penalty=1.2)
-    times, fired, stopped = [], 0, 0
+    steps = {"policy": [], "draft": [], "first token": [], "generation": [], "total": []}
+    tokens, prompts, fired, stopped = [], [], 0, 0
     for seed, question in enumerate(questions[:REPLIES]):
         start = time.perf_counter()
+        backend.generate_json(boundary.classifier_messages(question, STAGE), choices=boundary.CHOICES)
+        boundary.nearest_scores(question)
+        policy = time.perf_counter()
         messages, retrieval = grounding(backend, agent, PROJECT, STAGE, question, [], seed=seed)
-        text = "".join(backend.chat(messages, params))
+        drafted = time.perf_counter()
+        first, text, count = None, "", 0
+        for piece in backend.chat(messages, params):
+            first = first or time.perf_counter()
+            text += piece
+            count += 1
         stopped += boundary.check_after(text, STAGE, agent["strictness"]).ready
-        times.append(time.perf_counter() - start)
+        end = time.perf_counter()
+        for name, value in (
+            ("policy", policy - start),
+            ("draft", drafted - policy),
+            ("first token", (first or end) - drafted),
+            ("generation", end - drafted),
+            ("total", end - start),
+        ):
+            steps[name].append(value)
+        tokens.append(count)
+        prompts.append(prompt_tokens(backend, messages))
         fired += retrieval["fired"]
-    if not times:
+    if not steps["total"]:
         return
-    times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+    times = steps["total"]
     print(
         f"agent reply latency ({len(times)} fair questions to @{agent['name']}, {settings.PBL_AGENT_MAX_TOKENS} "
-        f"tokens max): median {statistics.median(times):.2f} s, p95 {p95:.2f} s; retrieval fired "
-        f"{fired}/{len(times)}; fair replies stopped after generation {stopped}/{len(times)}"
+        f"tokens max, load average {os.getloadavg()[0]:.2f}): median {statistics.median(times):.2f} s, "
+        f"p95 {percentile(times, 0.95):.2f} s; retrieval fired {fired}/{len(times)}; "
+        f"fair replies stopped after generation {stopped}/{len(times)}"
     )
+    print(
+        "  per step (median): "
+        + ", ".join(f"{name} {statistics.median(values):.2f} s" for name, values in steps.items() if name != "total")
+        + f"; reply ~{statistics.median(tokens)} stream pieces, prompt {statistics.median(prompts)} tokens"
+    )
+
+
+def entropy_calibration(backend) -> None:
+    """The draft's mean next-token entropy on questions that need the project's resources and on
+    general ones; the threshold that best separates the calibration questions (ties go to the
+    lower one: retrieving needlessly costs a longer prompt, not retrieving costs a wrong answer)."""
+    data = json.loads((BASE_DIR / "bench/data/pbl_retrieval.json").read_text())
+
+    def measure(cases: list[dict]) -> list[tuple[float, bool, str]]:
+        rows = []
+        for case in cases:
+            spec = SPECS[case["project"]]
+            project = SimpleNamespace(title=spec["title"], driving_question=spec["driving_question"], spec=spec)
+            stage = next(s for s in spec["stages"] if s["key"] == case["stage"])
+            bare = agent_messages(spec["agents"][0], project, stage, case["text"], [], resources=[])
+            rows.append((uncertainty(backend, bare, seed=0), case["grounded"], case["text"]))
+        return rows
+
+    def fires(rows, threshold: float) -> tuple[int, int]:
+        return sum(e >= threshold for e, g, _ in rows if g), sum(e >= threshold for e, g, _ in rows if not g)
+
+    calibration, check = measure(data["calibration"]), measure(data["check"])
+    for name, rows in (("calibration", calibration), ("check", check)):
+        print(f"draft entropy (nats, top-5), {name} questions:")
+        for entropy, grounded, text in sorted(rows):
+            print(f"  {entropy:.3f}  {'resources' if grounded else 'general  '}  {text}")
+        for label, grounded in (("needs resources", True), ("general", False)):
+            values = [e for e, g, _ in rows if g == grounded]
+            print(
+                f"  {label:15s} n={len(values)} min {min(values):.3f} median {statistics.median(values):.3f} "
+                f"max {max(values):.3f}"
+            )
+    values = sorted({e for e, _g, _t in calibration})
+    candidates = [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)] or values
+    n_grounded = sum(g for _e, g, _t in calibration)
+    n_general = len(calibration) - n_grounded
+
+    def balanced(threshold: float) -> float:
+        hit, false = fires(calibration, threshold)
+        return (hit / n_grounded + (n_general - false) / n_general) / 2
+
+    best = max(candidates, key=lambda t: (round(balanced(t), 6), -t))
+    for label, threshold in (("chosen from calibration", best), ("in apps/pbl/agents.py", RETRIEVE_ENTROPY)):
+        print(f"threshold {threshold:.3f} ({label}):")
+        for name, rows in (("calibration", calibration), ("check", check)):
+            hit, false = fires(rows, threshold)
+            grounded = sum(g for _e, g, _t in rows)
+            print(
+                f"  {name:11s} retrieval fired on {hit}/{grounded} needing resources, "
+                f"{false}/{len(rows) - grounded} general"
+            )
 
 
 if __name__ == "__main__":
