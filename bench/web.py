@@ -184,7 +184,7 @@ def sign_in(args) -> dict:
     cookies = {role: session_cookie(user) for role, user in users.items()}
     clients = [(role, session_cookie(users[role])) for role in list(ROLE_PAGES) * args.clients][: args.clients]
     jobs = {
-        role: Job.objects.create(owner=user, kind="count", queue="bench-idle", params={"n": 1})
+        role: Job.objects.create(owner=user, kind="jobs.count", queue="bench-idle", params={"n": 1})
         for role, user in users.items()
     }
     return {

@@ -1,4 +1,5 @@
-"""The Celery app. Tasks live in workers/ (by queue) and call app services."""
+"""The Celery app. Each app's tasks live in apps/<app>/tasks.py and are discovered; each task's
+queue is registered with its job kind in the app's AppConfig.ready() (see apps.jobs.kinds)."""
 
 import os
 
@@ -6,5 +7,6 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-app = Celery("atrium", include=["workers.cpu", "workers.gpu", "workers.pbl", "workers.lingualens"])
+app = Celery("atrium")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -121,8 +121,9 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Queues: `interactive` (answers someone waits for: chat, table answers, agent replies, judge,
 # search, steering), `batch` (SAE training, scoring, parser training, evaluations) and `cpu`
 # (sandbox runs, imports, the sweeper), each with its own workers, so interactive work never
-# waits behind batch work. Each job kind states its queue once (register_job_kind).
-CELERY_TASK_ROUTES = {"workers.cpu.*": {"queue": "cpu"}}
+# waits behind batch work. Each job kind states its queue once, in its app's AppConfig.ready()
+# (apps.jobs.kinds); this router sends every task there.
+CELERY_TASK_ROUTES = ("apps.jobs.kinds.route_task",)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # How long an unacknowledged task waits before Redis hands it to another worker
     # when its worker vanished entirely.
@@ -236,12 +237,8 @@ PBL_ORCHESTRATOR_SECONDS = env_float("PBL_ORCHESTRATOR_SECONDS", 30.0)
 
 # Periodic work (celery beat), in one place, each pace from its setting above.
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stale-jobs": {"task": "workers.cpu.sweep_stale_jobs", "schedule": 60.0},
-    "pbl-orchestrator": {
-        "task": "workers.pbl.orchestrate",
-        "schedule": PBL_ORCHESTRATOR_SECONDS,
-        "options": {"queue": "cpu"},
-    },
+    "sweep-stale-jobs": {"task": "jobs.sweep_stale", "schedule": 60.0},
+    "pbl-orchestrator": {"task": "pbl.orchestrate", "schedule": PBL_ORCHESTRATOR_SECONDS},
 }
 
 # Security (README, "Security settings"). WebSocket origins besides the server's own address

@@ -6,4 +6,7 @@ class InferenceConfig(AppConfig):
     label = "inference"
 
     def ready(self) -> None:
-        from apps.inference import services  # noqa: F401  (registers the "generate" job kind)
+        from apps.jobs.kinds import JobKind, register_job_kinds
+
+        # Playground and API generations: someone is reading the tokens as they come.
+        register_job_kinds(JobKind("inference.generate", "interactive"))

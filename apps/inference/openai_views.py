@@ -19,7 +19,7 @@ from apps.inference import live_text, services
 from apps.inference.backends import InferenceError, ModelNotFound
 from apps.inference.models import Generation
 from apps.inference.registry import all_models
-from apps.jobs.models import Job, job_group
+from apps.jobs.models import Job, JobStatus, job_group
 from apps.jobs.services import cancel_job
 
 PARAM_KEYS = ("temperature", "top_p", "max_tokens", "stop", "seed")
@@ -88,7 +88,7 @@ async def _stream_generation(job_id: int) -> AsyncIterator[tuple[str, str | None
                     yield piece, None
             elif message["type"] == "job.update":
                 job, generation = await sync_to_async(_final_state)(job_id)
-        if job.status != "succeeded":
+        if job.status != JobStatus.SUCCEEDED:
             raise InferenceError(job.error or f"generation {job.status}")
         # Text saved at the end that was not streamed (cannot normally happen; cheap to guard).
         if len(generation.output) > sent:

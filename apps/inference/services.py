@@ -26,18 +26,16 @@ from apps.inference.models import Generation
 from apps.inference.registry import all_models, converted_dir, get_model, roles_of
 from apps.jobs.events import send_to_group
 from apps.jobs.models import Job, job_group
-from apps.jobs.services import JobCancelled, JobKind, create_job, register_job_kind, report_progress
+from apps.jobs.services import JobCancelled, create_job, report_progress
 
 logger = logging.getLogger(__name__)
 
-GENERATION_KIND = "generate"
+GENERATION_KIND = "inference.generate"  # registered in apps.py
 ROLES = {"system", "user", "assistant"}
 MAX_MESSAGES = 200
 MAX_PROMPT_CHARS = 200_000
 HEARTBEAT_SECONDS = 2.0
 CANCEL_CHECK_SECONDS = 0.25
-
-register_job_kind(GENERATION_KIND, JobKind("workers.gpu.generate", "interactive"))
 
 PARAM_NAMES = {field.name for field in fields(GenerationParams)}
 

@@ -12,6 +12,8 @@ class JobStatus(models.TextChoices):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+# Ended without a result: the worker failed, or the user stopped it.
+STOPPED_STATUSES = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 class Job(models.Model):
@@ -55,3 +57,36 @@ class Job(models.Model):
 
 def job_group(job_id: int) -> str:
     return f"job-{job_id}"
+
+
+class JobBacked(models.Model):
+    """A row whose content a job makes (a parser, an answer, an import, an SAE...).
+
+    Whether that work is waiting, running, done or stopped is the job's status, read through
+    these properties: a row never keeps a copy of it to reconcile by hand. A row's own status
+    field, where it has one, holds only what the job cannot know (an SAE stopped early with a
+    usable result, an import refused for its content)."""
+
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        abstract = True
+
+    @property
+    def job_status(self) -> str | None:
+        """The job's status; None for a row made without a job (or whose job was deleted)."""
+        return self.job.status if self.job_id else None
+
+    @property
+    def job_active(self) -> bool:
+        """Its job is queued or running."""
+        return self.job_status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+    @property
+    def job_stopped(self) -> bool:
+        """Its job ended without a result (failed or cancelled)."""
+        return self.job_status in STOPPED_STATUSES
+
+    @property
+    def job_error(self) -> str:
+        return self.job.error if self.job_id else ""

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from apps.jobs.events import send_to_group
+from apps.jobs.kinds import JOB_KINDS
 from apps.jobs.models import Job, JobStatus, job_group
 
 logger = logging.getLogger(__name__)
@@ -35,22 +36,8 @@ class JobFailed(Exception):  # noqa: N818  (named like JobCancelled, its sibling
         self.result = result
 
 
-@dataclass(frozen=True)
-class JobKind:
-    task_name: str
-    queue: str
-    # Kinds whose params are built by their own service (not typed by a user) take them as they are.
-    clean_params: Callable[[dict], dict] = dict
-
-
-JOB_KINDS: dict[str, JobKind] = {}
-
-
-def register_job_kind(kind: str, kind_spec: JobKind) -> None:
-    JOB_KINDS[kind] = kind_spec
-
-
-def _clean_count_params(params: dict) -> dict:
+def clean_count_params(params: dict) -> dict:
+    """Params of the demo job (`jobs.count`), which tests use to drive a real worker."""
     try:
         n = int(params.get("n", 20))
         delay = float(params.get("delay", 0.2))
@@ -61,9 +48,6 @@ def _clean_count_params(params: dict) -> dict:
     if not 0 <= delay <= 5:
         raise ValidationError("delay must be between 0 and 5 seconds")
     return {"n": n, "delay": delay}
-
-
-register_job_kind("count", JobKind("workers.cpu.count_to", "cpu", _clean_count_params))
 
 
 def publish_job(job: Job) -> None:
@@ -80,16 +64,17 @@ def publish_queue_positions(queue: str) -> None:
 
 
 def create_job(owner, kind: str, params: dict | None = None) -> Job:
-    """Validate, save, and enqueue after commit."""
+    """Validate, save, and enqueue after commit. `kind` is a registered kind (apps.jobs.kinds)."""
     from config.celery import app as celery_app
 
     if kind not in JOB_KINDS:
         raise ValidationError(f"Unknown job kind {kind!r}")
     spec = JOB_KINDS[kind]
-    cleaned = spec.clean_params(params or {})
+    cleaned = spec.clean(params or {})
     with transaction.atomic():
         job = Job.objects.create(owner=owner, kind=kind, queue=spec.queue, params=cleaned)
-        transaction.on_commit(lambda: celery_app.send_task(spec.task_name, args=[job.pk], queue=spec.queue))
+        # The task has the kind's name; the router (apps.jobs.kinds.route_task) picks its queue.
+        transaction.on_commit(lambda: celery_app.send_task(kind, args=[job.pk]))
     return job
 
 

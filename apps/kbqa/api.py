@@ -129,7 +129,7 @@ def wait_for(question_id: int, seconds: float) -> Question:
     deadline = time.monotonic() + max(0.0, min(seconds, MAX_WAIT_SECONDS))
     while True:
         question = Question.objects.select_related("kb", "job").get(pk=question_id)
-        if pipeline.question_status(question) != "pending" or time.monotonic() >= deadline:
+        if question.status != Question.Status.PENDING or time.monotonic() >= deadline:
             return question
         time.sleep(0.2)
 
@@ -199,7 +199,7 @@ def parser_out(parser: ParserModel) -> dict:
 
 @router.get("/kbqa/parsers", response=list[dict])
 def list_parsers(request):
-    parsers = ParserModel.objects.select_related("source_kb").defer("dataset", "classifier")[:50]
+    parsers = ParserModel.objects.select_related("source_kb", "job").defer("dataset", "classifier")[:50]
     return [parser_out(p) for p in parsers]
 
 

@@ -5,3 +5,15 @@ class KbqaConfig(AppConfig):
     name = "apps.kbqa"
     label = "kbqa"
     verbose_name = "KBQA"
+
+    def ready(self) -> None:
+        from apps.jobs.kinds import JobKind, register_job_kinds
+
+        register_job_kinds(
+            # Minutes of generating pairs and fitting: the batch queue, never ahead of a question.
+            JobKind("kbqa.train", "batch", "apps.kbqa.pipeline.clean_train_params"),
+            JobKind("kbqa.evaluate", "batch", "apps.kbqa.pipeline.clean_evaluate_params"),
+            # A parse and a KoPL run need no model server: the cpu workers, which keep the KBs indexed.
+            JobKind("kbqa.ask", "cpu"),
+            JobKind("kbqa.import", "cpu"),
+        )

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from apps.jobs.models import STOPPED_STATUSES, JobBacked, JobStatus
+
 
 class KnowledgeBase(models.Model):
     """A knowledge base in KoPL's JSON format (concepts, entities, attributes, relations).
@@ -37,9 +39,19 @@ class KnowledgeBase(models.Model):
         return self.name
 
 
-class ParserModel(models.Model):
+class ParserQuerySet(models.QuerySet):
+    def ready(self) -> "ParserQuerySet":
+        return self.filter(trained_at__isnull=False)
+
+    def not_failed(self) -> "ParserQuerySet":
+        """Ready or still training."""
+        return self.exclude(trained_at__isnull=True, job__status__in=STOPPED_STATUSES)
+
+
+class ParserModel(JobBacked):
     """A trained sketch parser (ProgramTransfer's first stage) with the generated question-program
-    pairs it learned from. The argument parser has no weights: it reads whichever KB is asked."""
+    pairs it learned from. The argument parser has no weights: it reads whichever KB is asked.
+    Trained in a `kbqa.train` job, or inline by the first question asked on a fresh install."""
 
     class Status(models.TextChoices):
         TRAINING = "training", "Training"
@@ -50,9 +62,8 @@ class ParserModel(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="kbqa_parsers"
     )
-    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TRAINING)
     created_at = models.DateTimeField(auto_now_add=True)
+    trained_at = models.DateTimeField(null=True, blank=True)  # set with the classifier: ready from then on
     # {"classes", "coef", "intercept"}: plain numbers, loaded without unpickling anything.
     classifier = models.JSONField(default=dict)
     # {"train_size", "test_size", "sketch_accuracy", "per_template", "seconds", ...}
@@ -60,19 +71,26 @@ class ParserModel(models.Model):
     # The generated pairs: [{"question", "program", "answer", "template", "sketch", "split"}]
     dataset = models.JSONField(default=list)
 
+    objects = ParserQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"parser #{self.pk} ({self.source_kb.name})"
 
+    @property
+    def status(self) -> "ParserModel.Status":
+        if self.trained_at is not None:
+            return self.Status.READY
+        return self.Status.FAILED if self.job_stopped else self.Status.TRAINING
 
-class ParserEvaluation(models.Model):
+
+class ParserEvaluation(JobBacked):
     """Accuracy of a parser on its source KB (held-out pairs) and on target KBs it never saw
     annotations for (transfer), with and without ontology-guided pruning."""
 
     parser = models.ForeignKey(ParserModel, on_delete=models.CASCADE, related_name="evaluations")
-    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     # [{"kb", "setting": "in-KB"|"transfer", "wordings", "pruning", "n", "sketch_accuracy",
     #   "program_accuracy", "answer_accuracy", "latency_mean", "latency_p95", "candidates_before", ...}]
@@ -85,8 +103,9 @@ class ParserEvaluation(models.Model):
         return f"evaluation #{self.pk} of parser #{self.parser_id}"
 
 
-class Question(models.Model):
-    """One question asked on a KB (or one edited program re-run): the parse and the execution."""
+class Question(JobBacked):
+    """One question asked on a KB (parsed and run by a `kbqa.ask` job), or one edited program
+    re-run at once (no job): the parse and the execution."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -97,10 +116,8 @@ class Question(models.Model):
     kb = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="questions")
     parser = models.ForeignKey(ParserModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     edited_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="edits")
-    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     text = models.TextField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True)  # why the parse is partial; a crash's message is on the job
     # parser output: {"sketch", "sketches", "program", "candidates", "complete", "error", "pruning", "seconds"}
     parse = models.JSONField(default=dict)
     program = models.JSONField(default=list)
@@ -114,8 +131,18 @@ class Question(models.Model):
     def __str__(self) -> str:
         return self.text[:80]
 
+    @property
+    def status(self) -> "Question.Status":
+        if self.job_active:
+            return self.Status.PENDING
+        return self.Status.FAILED if self.job_stopped else self.Status.DONE
 
-class KBImport(models.Model):
+    @property
+    def failure(self) -> str:
+        return self.error or self.job_error
+
+
+class KBImport(JobBacked):
     """An uploaded KB on its way in. A big KB takes a while to validate and index, so the upload
     is stored here and imported by a cpu worker job with progress; errors stay on the row."""
 
@@ -130,10 +157,8 @@ class KBImport(models.Model):
     file_name = models.CharField(max_length=255, blank=True)
     size = models.PositiveBigIntegerField(default=0)
     raw = models.TextField(blank=True, help_text="The uploaded JSON; cleared once imported.")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    errors = models.JSONField(default=list)
+    errors = models.JSONField(default=list)  # what the import found wrong in the file: refused
     kb = models.ForeignKey(KnowledgeBase, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -141,3 +166,12 @@ class KBImport(models.Model):
 
     def __str__(self) -> str:
         return f"import of {self.name}"
+
+    @property
+    def status(self) -> "KBImport.Status":
+        # The job succeeds also when the file is refused: the problems are on the row.
+        if self.errors or self.job_stopped:
+            return self.Status.FAILED
+        if self.kb_id or self.job_status == JobStatus.SUCCEEDED:
+            return self.Status.DONE
+        return self.Status.QUEUED

@@ -13,9 +13,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from apps.jobs.models import Job
-from apps.jobs.services import JobKind, create_job, register_job_kind, report_progress
+from apps.jobs.services import create_job, report_progress
 from apps.kbqa import parser as kbqa_parser
 from apps.kbqa import services
 from apps.kbqa.models import KBImport, KnowledgeBase, ParserEvaluation, ParserModel, Question
@@ -27,7 +28,7 @@ TEST_SHARE = 0.15
 DEFAULT_EVAL_PAIRS = 200
 
 
-def _clean_train(params: dict) -> dict:
+def clean_train_params(params: dict) -> dict:
     try:
         pairs = int(params.get("pairs", DEFAULT_TRAIN_PAIRS))
     except (TypeError, ValueError):
@@ -37,7 +38,7 @@ def _clean_train(params: dict) -> dict:
     return {"parser_id": int(params["parser_id"]), "pairs": pairs, "seed": int(params.get("seed", 0))}
 
 
-def _clean_evaluate(params: dict) -> dict:
+def clean_evaluate_params(params: dict) -> dict:
     try:
         pairs = int(params.get("pairs", DEFAULT_EVAL_PAIRS))
     except (TypeError, ValueError):
@@ -48,11 +49,6 @@ def _clean_evaluate(params: dict) -> dict:
     return {"evaluation_id": int(params["evaluation_id"]), "pairs": pairs, "targets": targets}
 
 
-register_job_kind("kbqa_train", JobKind("workers.cpu.kbqa_train", "batch", _clean_train))
-register_job_kind("kbqa_evaluate", JobKind("workers.cpu.kbqa_evaluate", "batch", _clean_evaluate))
-register_job_kind("kbqa_ask", JobKind("workers.cpu.kbqa_ask", "cpu"))
-
-
 # ---------------------------------------------------------------------------------------------
 # Training
 
@@ -60,18 +56,14 @@ register_job_kind("kbqa_ask", JobKind("workers.cpu.kbqa_ask", "cpu"))
 def request_training(user, source: KnowledgeBase, pairs: int = DEFAULT_TRAIN_PAIRS, seed: int = 0) -> ParserModel:
     with transaction.atomic():
         parser = ParserModel.objects.create(source_kb=source, created_by=user)
-        parser.job = create_job(user, "kbqa_train", {"parser_id": parser.pk, "pairs": pairs, "seed": seed})
+        parser.job = create_job(user, "kbqa.train", {"parser_id": parser.pk, "pairs": pairs, "seed": seed})
         parser.save(update_fields=["job"])
     return parser
 
 
 def train(job: Job) -> dict:
     parser = ParserModel.objects.select_related("source_kb").get(pk=job.params["parser_id"])
-    try:
-        fit_parser(parser, job.params["pairs"], job.params["seed"], lambda f, m: report_progress(job, f, m))
-    except Exception:
-        ParserModel.objects.filter(pk=parser.pk).update(status=ParserModel.Status.FAILED)
-        raise
+    fit_parser(parser, job.params["pairs"], job.params["seed"], lambda f, m: report_progress(job, f, m))
     return {"parser": parser.pk, **{k: parser.metrics[k] for k in ("pairs", "sketch_accuracy", "seconds")}}
 
 
@@ -120,7 +112,7 @@ def fit_parser(
         "templates_not_supported": report.failed_templates,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    parser.status = ParserModel.Status.READY
+    parser.trained_at = timezone.now()
     parser.save()
     return parser
 
@@ -128,11 +120,7 @@ def fit_parser(
 def ready_parser(preferred: int | None = None) -> ParserModel | None:
     # Without its pairs, weights and source KB's content (megabytes): pages only name it, and
     # the classifier cache reads the weights once per process.
-    parsers = (
-        ParserModel.objects.filter(status=ParserModel.Status.READY)
-        .select_related("source_kb")
-        .defer("dataset", "classifier", "source_kb__data")
-    )
+    parsers = ParserModel.objects.ready().select_related("source_kb").defer("dataset", "classifier", "source_kb__data")
     if preferred is not None:
         return parsers.filter(pk=preferred).first()
     return parsers.first()
@@ -165,7 +153,7 @@ def ask(user, kb: KnowledgeBase, text: str, parser: ParserModel | None = None) -
     text = check_question(text)
     with transaction.atomic():
         question = Question.objects.create(owner=user, kb=kb, text=text, parser=parser)
-        question.job = create_job(user, "kbqa_ask", {"question_id": question.pk})
+        question.job = create_job(user, "kbqa.ask", {"question_id": question.pk})
         question.save(update_fields=["job"])
     return question
 
@@ -178,15 +166,7 @@ def answer(job: Job) -> dict:
         .defer("kb__data", "parser__dataset")
         .get(pk=job.params["question_id"])
     )
-    try:
-        return _answer(job, question)
-    except Exception as exc:
-        Question.objects.filter(pk=question.pk).update(status=Question.Status.FAILED, error=str(exc)[:2000])
-        raise
-
-
-def _answer(job: Job, question: Question) -> dict:
-    parser = question.parser if question.parser and question.parser.status == "ready" else ready_parser()
+    parser = question.parser if question.parser and question.parser.trained_at else ready_parser()
     if parser is None:
         # The first question on a fresh install trains the default parser (about 20 s).
         report_progress(job, 0.05, "No sketch parser yet: training one on this knowledge base first")
@@ -201,7 +181,6 @@ def _answer(job: Job, question: Question) -> dict:
     question.parse = parsed.as_json()
     question.program = parsed.program
     question.execution = execution
-    question.status = Question.Status.DONE
     question.error = parsed.error or ""
     question.save()
     return {"question": question.pk, "answer": execution.get("answer"), "complete": parsed.complete}
@@ -216,29 +195,11 @@ def rerun(user, original: Question, program: list) -> Question:
         text=original.text,
         parser=original.parser,
         edited_from=original,
-        status=Question.Status.DONE,
         parse=original.parse,
         program=program,
         execution=execution,
         error=execution.get("error") or "",
     )
-
-
-def question_status(question: Question) -> str:
-    """pending / done / failed, with a job that died or was cancelled counted as failed."""
-    if question.status == Question.Status.PENDING and question.job_id:
-        job = question.job
-        if job.status in ("failed", "cancelled"):
-            return "failed"
-    return question.status
-
-
-def question_error(question: Question) -> str:
-    if question.error:
-        return question.error
-    if question.job_id and question.job.error:
-        return question.job.error
-    return ""
 
 
 def question_json(question: Question) -> dict:
@@ -248,7 +209,7 @@ def question_json(question: Question) -> dict:
         "id": question.pk,
         "kb": question.kb.name,
         "question": question.text,
-        "status": question_status(question),
+        "status": question.status,
         "job": question.job_id,
         "parser": question.parser_id,
         "edited_from": question.edited_from_id,
@@ -260,7 +221,7 @@ def question_json(question: Question) -> dict:
         "complete": parse.get("complete"),
         "steps": execution.get("steps", []),
         "answer": execution.get("answer"),
-        "error": question_error(question) or execution.get("error") or None,
+        "error": question.failure or execution.get("error") or None,
         "created_at": question.created_at.isoformat(),
     }
 
@@ -276,7 +237,7 @@ def request_evaluation(user, parser: ParserModel, targets: list[str], pairs: int
     with transaction.atomic():
         evaluation = ParserEvaluation.objects.create(parser=parser)
         evaluation.job = create_job(
-            user, "kbqa_evaluate", {"evaluation_id": evaluation.pk, "pairs": pairs, "targets": targets}
+            user, "kbqa.evaluate", {"evaluation_id": evaluation.pk, "pairs": pairs, "targets": targets}
         )
         evaluation.save(update_fields=["job"])
     return evaluation
@@ -356,9 +317,6 @@ def evaluate(job: Job) -> dict:
 # Importing a KB from an upload
 
 
-register_job_kind("kbqa_import", JobKind("workers.cpu.kbqa_import", "cpu"))
-
-
 def request_import(user, name: str, title: str, file_name: str, content: bytes) -> KBImport:
     """Check what can be checked at once (name, encoding), then import in a worker."""
     services.check_kb_name(name)
@@ -372,7 +330,7 @@ def request_import(user, name: str, title: str, file_name: str, content: bytes) 
         upload = KBImport.objects.create(
             owner=user, name=name, title=title[:200], file_name=file_name[:255], size=len(content), raw=raw
         )
-        upload.job = create_job(user, "kbqa_import", {"import_id": upload.pk})
+        upload.job = create_job(user, "kbqa.import", {"import_id": upload.pk})
         upload.save(update_fields=["job"])
     return upload
 
@@ -395,13 +353,13 @@ def run_import(job: Job) -> dict:
         return _import_failed(upload, exc.messages)
     report_progress(job, 0.85, "Indexing for questions")
     load_ontology(kb)
-    upload.kb, upload.status, upload.raw = kb, KBImport.Status.DONE, ""
-    upload.save(update_fields=["kb", "status", "raw"])
+    upload.kb, upload.raw = kb, ""
+    upload.save(update_fields=["kb", "raw"])
     return {"kb": kb.name, "stats": kb.stats}
 
 
 def _import_failed(upload: KBImport, errors: list[str]) -> dict:
-    upload.status, upload.errors = KBImport.Status.FAILED, errors[: services.MAX_ERRORS]
-    upload.save(update_fields=["status", "errors"])
+    upload.errors = errors[: services.MAX_ERRORS]
+    upload.save(update_fields=["errors"])
     # The job itself succeeded: the outcome (a list of problems) is on the import row.
     return {"kb": None, "errors": len(errors)}

@@ -32,7 +32,7 @@ def index(request):
             return redirect(f"{request.path}?kb={kb.name}")
         return redirect("kbqa:question", question_id=question.pk)
     history = list(
-        Question.objects.filter(owner=request.user).select_related("kb").defer("kb__data", "parse")[:HISTORY]
+        Question.objects.filter(owner=request.user).select_related("kb", "job").defer("kb__data", "parse")[:HISTORY]
     )
     for item in history:
         item.title = present.question_title(item)
@@ -99,7 +99,7 @@ def answer_items(answer) -> list[str] | None:
 @area_required("kbqa")
 def question_detail(request, question_id: int):
     question = owned_question(request, question_id)
-    if request.GET.get("poll") and pipeline.question_status(question) == "pending":
+    if request.GET.get("poll") and question.status == Question.Status.PENDING:
         return HttpResponse(status=204)  # htmx keeps the page as it is and polls again
     context = question_context(question)
     if request.htmx:
@@ -164,7 +164,7 @@ def parsers(request):
                 pipeline.request_training(request.user, kb, int(request.POST.get("pairs") or 2400))
                 messages.success(request, f"Training a sketch parser on {kb.name}.")
             else:
-                parser = get_object_or_404(ParserModel, pk=request.POST.get("parser") or 0, status="ready")
+                parser = get_object_or_404(ParserModel.objects.ready(), pk=request.POST.get("parser") or 0)
                 targets = request.POST.getlist("targets")
                 pipeline.request_evaluation(request.user, parser, targets, int(request.POST.get("pairs") or 200))
                 messages.success(request, "Evaluation started.")

@@ -5,3 +5,18 @@ class LingualensConfig(AppConfig):
     name = "apps.lingualens"
     label = "lingualens"
     verbose_name = "LinguaLens"
+
+    def ready(self) -> None:
+        from apps.jobs.kinds import JobKind, register_job_kinds
+
+        # Training, scoring and explaining run for minutes on the batch queue; search and
+        # steering are answers a researcher waits for, on the interactive queue, so they never
+        # wait behind training.
+        register_job_kinds(
+            JobKind("lingualens.train", "batch"),
+            JobKind("lingualens.score", "batch"),
+            JobKind("lingualens.explain", "batch"),
+            JobKind("lingualens.default_set", "batch"),  # the first-start chain (default_set.py)
+            JobKind("lingualens.search", "interactive"),
+            JobKind("lingualens.steer", "interactive"),
+        )

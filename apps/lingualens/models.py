@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from apps.jobs.models import JobBacked
+
 
 class Language(models.TextChoices):
     EN = "en", _("English")
@@ -104,7 +106,7 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-class ActivationRun(models.Model):
+class ActivationRun(JobBacked):
     """Residual-stream activations of `model_name` over a corpus for some layers, on disk as fp16."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
@@ -118,7 +120,6 @@ class ActivationRun(models.Model):
     n_texts_done = models.PositiveIntegerField(default=0)
     n_tokens = models.PositiveIntegerField(default=0)
     d_model = models.PositiveIntegerField(default=0)
-    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     seconds = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -129,7 +130,7 @@ class ActivationRun(models.Model):
         return f"run {self.pk} ({self.model_name}, layers {self.layers})"
 
 
-class SAE(models.Model):
+class SAE(JobBacked):
     """A TopK sparse autoencoder trained on one layer of an activation run."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
@@ -150,7 +151,6 @@ class SAE(models.Model):
     loss_curve = models.JSONField(default=list, blank=True)
     train_seconds = models.FloatField(null=True, blank=True)
     scored = models.BooleanField(default=False)
-    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

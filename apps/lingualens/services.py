@@ -17,7 +17,7 @@ from apps.core.errors import Conflict
 from apps.inference.backends import ModelNotFound
 from apps.inference.registry import get_model, role_model_names
 from apps.jobs.models import Job
-from apps.jobs.services import JobKind, create_job, register_job_kind
+from apps.jobs.services import create_job
 from apps.lingualens.builder import CATALOGUE_PATH, DATA_DIR
 from apps.lingualens.models import (
     SAE,
@@ -36,17 +36,7 @@ TRAIN_KIND = "lingualens.train"
 SCORE_KIND = "lingualens.score"
 SEARCH_KIND = "lingualens.search"
 STEER_KIND = "lingualens.steer"
-EXPLAIN_KIND = "lingualens.explain"
-# Training and scoring run for minutes on the batch queue; search and steering are answers a
-# researcher waits for, on the interactive queue, so they never wait behind training.
-for _kind, _task, _queue in [
-    (TRAIN_KIND, "workers.lingualens.train", "batch"),
-    (SCORE_KIND, "workers.lingualens.score", "batch"),
-    (SEARCH_KIND, "workers.lingualens.search", "interactive"),
-    (STEER_KIND, "workers.lingualens.steer", "interactive"),
-    (EXPLAIN_KIND, "workers.lingualens.explain", "batch"),
-]:
-    register_job_kind(_kind, JobKind(_task, _queue))
+EXPLAIN_KIND = "lingualens.explain"  # kinds and their queues: apps.py; tasks: tasks.py
 
 # The lens role (MODEL_ROLE_LENS): a model on transformers, whose residual stream can be hooked.
 DEFAULT_MODEL = role_model_names()["lens"]
@@ -537,10 +527,10 @@ def start_scoring(
 
 
 def explain_available() -> bool:
-    """Whether the workers have the explanation task (workers/lingualens.py `explain`)."""
-    import workers.lingualens
+    """Whether the explanation kind is registered (apps.py), with its task in tasks.py."""
+    from apps.jobs.kinds import JOB_KINDS
 
-    return hasattr(workers.lingualens, "explain")
+    return EXPLAIN_KIND in JOB_KINDS
 
 
 def start_explaining(user, sae: SAE, limit=24, latents: list[int] | None = None) -> Job:

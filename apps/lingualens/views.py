@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
 from apps.accounts.permissions import area_required, can_view_owned
-from apps.jobs.models import Job
+from apps.jobs.models import Job, JobStatus
 from apps.jobs.services import queue_position
 from apps.lingualens import plots, services, steering, summaries
 from apps.lingualens.models import (
@@ -23,6 +23,7 @@ from apps.lingualens.models import (
     FeatureScore,
     Language,
     LinguisticFeature,
+    RunStatus,
     SteeringRun,
 )
 
@@ -294,7 +295,7 @@ def sae_detail(request, slug: str):
     explain_job = Job.objects.filter(kind=services.EXPLAIN_KIND, params__sae_id=sae.pk).first()
     busy = any(job and not job.is_finished for job in (sae.job, score_job, explain_job))
     # A worker killed for good (the sweeper failed its job) leaves the SAE "running": offer resume.
-    stalled = sae.status in ("pending", "running") and sae.job is not None and sae.job.status in ("failed", "cancelled")
+    stalled = sae.status in (RunStatus.PENDING, RunStatus.RUNNING) and sae.job_stopped
     return render(
         request,
         "lingualens/sae.html",
@@ -482,7 +483,7 @@ def search_context(job: Job) -> dict:
     """What the search-result fragment needs in every state: the grid once it succeeded, the
     queue position while it waits."""
     context = {"job": job, "position": queue_position(job)}
-    if job.status == "succeeded":
+    if job.status == JobStatus.SUCCEEDED:
         context.update(search_rows(job))
     return context
 

@@ -5,3 +5,14 @@ class PblConfig(AppConfig):
     name = "apps.pbl"
     label = "pbl"
     verbose_name = "PBL studio"
+
+    def ready(self) -> None:
+        from apps.jobs.kinds import JobKind, register_job_kinds, register_tasks
+
+        register_job_kinds(
+            JobKind("pbl.agent_reply", "interactive"),  # a collaborator agent answers in the chat
+            JobKind("pbl.judge", "interactive"),  # the milestone judge reads a submission
+        )
+        # The orchestrator: its loop (Celery beat, settings.CELERY_BEAT_SCHEDULE) and its
+        # per-learner trigger; no Job rows, nobody waits on them.
+        register_tasks("cpu", "pbl.orchestrate", "pbl.orchestrate_learner")

@@ -75,7 +75,7 @@ def retry_reply(user: User, message: ChatMessage) -> ChatMessage:
         raise ValidationError("Only a failed or cancelled reply can be asked again.")
     with transaction.atomic():
         locked = ChatMessage.objects.select_for_update().get(pk=message.pk)
-        job = create_job(user, "pbl_agent_reply", {"team": team.pk})
+        job = create_job(user, "pbl.agent_reply", {"team": team.pk})
         keep = {key: value for key, value in (locked.meta or {}).items() if key in ("strictness", "feedback")}
         locked.job, locked.status, locked.text = job, MessageStatus.PENDING, ""
         locked.meta = {**keep, "retries": int((locked.meta or {}).get("retries", 0)) + 1}

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Cohort, Role, User
 from apps.accounts.permissions import can_access_area, has_role
-from apps.jobs.services import JobKind, create_job, register_job_kind
+from apps.jobs.services import create_job
 from apps.pbl import schema, textutil
 from apps.pbl.events import log_event, publish_team
 from apps.pbl.models import (
@@ -28,9 +28,6 @@ from apps.pbl.models import (
     Team,
     Verdict,
 )
-
-register_job_kind("pbl_agent_reply", JobKind("workers.pbl.agent_reply", "interactive"))
-register_job_kind("pbl_judge", JobKind("workers.pbl.judge_submission", "interactive"))
 
 MAX_MESSAGE_CHARS = 2000
 MAX_DOCUMENT_CHARS = 100_000
@@ -462,7 +459,7 @@ def post_message(user: User, team: Team, text: str) -> dict:
                 result={"message": message.pk},
                 context={"stage": stage["key"]},
             )
-            job = create_job(user, "pbl_agent_reply", {"team": team.pk})
+            job = create_job(user, "pbl.agent_reply", {"team": team.pk})
             replies.append(
                 ChatMessage.objects.create(
                     team=team,
@@ -499,9 +496,7 @@ def trigger_orchestrator(user_id: int, run_id: int) -> None:
     """Event trigger: look at this learner's signals soon (the beat loop also does it regularly)."""
     from config.celery import app as celery_app
 
-    transaction.on_commit(
-        lambda: celery_app.send_task("workers.pbl.orchestrate_learner", args=[run_id, user_id], queue="cpu")
-    )
+    transaction.on_commit(lambda: celery_app.send_task("pbl.orchestrate_learner", args=[run_id, user_id]))
 
 
 def visible_messages(team: Team, limit: int = 200) -> list[ChatMessage]:
@@ -542,7 +537,7 @@ def submit_milestone(user: User, team: Team, milestone_key: str) -> MilestoneSub
     if len(textutil.words(document.text)) < 5:
         raise ValidationError("Write your deliverable first: the document is (nearly) empty.")
     with transaction.atomic():
-        job = create_job(user, "pbl_judge", {"team": team.pk})
+        job = create_job(user, "pbl.judge", {"team": team.pk})
         submission = MilestoneSubmission.objects.create(
             team=team,
             stage_key=stage["key"],

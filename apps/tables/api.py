@@ -7,6 +7,7 @@ from ninja.files import UploadedFile
 
 from apps.accounts.api_area import area_auth
 from apps.accounts.permissions import can_view_owned
+from apps.jobs.models import JobStatus
 from apps.tables import assistant, services
 from apps.tables.models import Sheet, SheetVersion, TableMessage
 
@@ -68,7 +69,7 @@ def message_out(message: TableMessage) -> dict:
         "id": message.pk,
         "mode": message.mode,
         "requested_mode": result.get("requested_mode", message.mode),
-        "status": message.job.status if message.job else "succeeded",
+        "status": message.job.status if message.job else JobStatus.SUCCEEDED,
         "failure_kind": failure.get("kind"),
         "failure": failure.get("words", ""),
         "job_id": message.job_id,
@@ -86,7 +87,7 @@ def message_out(message: TableMessage) -> dict:
         "error": message.error or (message.job.error if message.job else ""),
         "version": message.made_version_id,
         "stream_url": f"/ws/generations/{message.job_id}/?format=json"
-        if message.job and message.job.kind == "table_ask"
+        if message.job and message.job.kind == "tables.ask"
         else None,
     }
 

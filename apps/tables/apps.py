@@ -6,4 +6,9 @@ class TablesConfig(AppConfig):
     label = "tables"
 
     def ready(self) -> None:
-        from apps.tables import assistant  # noqa: F401  (registers the table job kinds)
+        from apps.jobs.kinds import JobKind, register_job_kinds
+
+        register_job_kinds(
+            JobKind("tables.ask", "interactive"),  # a question: the model writes code, the sandbox runs it
+            JobKind("tables.run", "cpu"),  # code the user edited, run in the sandbox alone
+        )

@@ -18,7 +18,7 @@ from apps.inference.backends import GenerationParams, InferenceError
 from apps.inference.models import Generation
 from apps.inference.registry import model_for_role
 from apps.jobs.models import Job
-from apps.jobs.services import JobFailed, JobKind, create_job, register_job_kind
+from apps.jobs.services import JobFailed, create_job
 from apps.tables import charts, services
 from apps.tables.models import Sheet, TableMessage, Workbook
 from apps.tables.prompts import code_prompt, extract_code, repair_prompt, table_markdown, text_prompt
@@ -35,9 +35,6 @@ from apps.tables.selection import (
 )
 
 __all__ = ["code_prompt", "extract_code", "table_markdown", "text_prompt"]
-
-register_job_kind("table_ask", JobKind("workers.gpu.table_ask", "interactive"))
-register_job_kind("table_run", JobKind("workers.cpu.table_run", "cpu"))
 
 CHART_WORDS = re.compile(r"\b(plot|chart|graph|draw|visuali[sz]e|histogram|pie)\b|图", re.IGNORECASE)
 OPERATION_WORDS = re.compile(
@@ -114,7 +111,7 @@ def ask(user, sheet: Sheet, question: str, mode: str = "auto") -> TableMessage:
         TableMessage.objects.create(
             workbook=workbook, sheet=sheet, role="user", text=question, based_on=sheet.current_version
         )
-        job = create_job(user, "table_ask", {"question": question, "mode": chosen_mode})
+        job = create_job(user, "tables.ask", {"question": question, "mode": chosen_mode})
         Generation.objects.create(
             job=job,
             model_name=model.name,
@@ -148,7 +145,7 @@ def run_code_on_sheet(user, sheet: Sheet, code: str, question: str = "") -> Tabl
     if sheet.current_version is None:
         raise ValidationError("This sheet has no data.")
     with transaction.atomic():
-        job = create_job(user, "table_run", {})
+        job = create_job(user, "tables.run", {})
         return TableMessage.objects.create(
             workbook=sheet.workbook,
             sheet=sheet,

@@ -105,7 +105,7 @@ def test_a_bug_is_a_logged_json_500_without_a_traceback(client_for, student, mon
     from apps.jobs import api as jobs_api
     from apps.jobs.models import Job
 
-    job = Job.objects.create(owner=student, kind="count", queue="cpu")
+    job = Job.objects.create(owner=student, kind="jobs.count", queue="cpu")
 
     def broken(_job):
         raise RuntimeError("secret internals")

@@ -53,7 +53,7 @@ def test_csrf_is_enforced(student):
     client.force_login(student)
     from apps.jobs.models import Job
 
-    job = Job.objects.create(owner=student, kind="count", queue="cpu")
+    job = Job.objects.create(owner=student, kind="jobs.count", queue="cpu")
     response = client.post(f"/jobs/{job.pk}/cancel/")
     assert response.status_code == 403
     job.refresh_from_db()

@@ -136,7 +136,7 @@ def world(client):
     sheets = tables_services.read_upload("sales.csv", (BASE / "tests/tables/data/sales.csv").read_bytes())
     workbook = tables_services.create_workbook(teacher, "Sales", sheets, source_name="sales.csv")
     sheet = workbook.sheets.first()
-    job = Job.objects.create(owner=teacher, kind="count", queue="cpu", params={"n": 1})
+    job = Job.objects.create(owner=teacher, kind="jobs.count", queue="cpu", params={"n": 1})
     kb = kbqa_services.import_kb(None, "tiny", json.loads((BASE / "tests/kbqa/data/tiny_kb.json").read_text()))
     question = kbqa_pipeline.ask(teacher, kb, "What is the capital of France?")  # queued: no worker here
     feature = LinguisticFeature.objects.create(language="en", dimension="syntax", name="Passive", description="")

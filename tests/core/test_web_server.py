@@ -70,7 +70,7 @@ def test_several_processes_serve_pages_api_and_websockets(web_server, student):
     assert page.status_code == 200
     assert "Jobs" in page.text
 
-    job = Job.objects.create(owner=student, kind="count", queue="nowhere", params={"n": 3})
+    job = Job.objects.create(owner=student, kind="jobs.count", queue="nowhere", params={"n": 3})
     with contextlib.ExitStack() as stack:
         # Several sockets: the kernel hands connections to either process.
         sockets = [

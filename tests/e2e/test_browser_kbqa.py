@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.kbqa import services
@@ -42,7 +43,7 @@ def geo_with_parser(sketch_classifier):  # noqa: F811
     kb = services.import_kb(None, "geo", data, title="World geography")
     ParserModel.objects.create(
         source_kb=kb,
-        status=ParserModel.Status.READY,
+        trained_at=timezone.now(),
         classifier=sketch_classifier.as_json(),
         metrics={"train_size": 1000},
     )

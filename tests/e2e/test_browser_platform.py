@@ -37,7 +37,7 @@ def test_demo_job_progress_moves_live_and_survives_reload(page, log_in, live_sta
     user = UserFactory(username="e2e-runner", role="student")
     log_in(user)
     # The demo job is no product feature (no form on the Jobs page); tests start it directly.
-    job = job_services.create_job(user, "count", {"n": 8, "delay": 0.4})
+    job = job_services.create_job(user, "jobs.count", {"n": 8, "delay": 0.4})
     page.goto(f"{live_stack.url}/jobs/")
     expect(page.locator("#count-form")).to_have_count(0)
     page.click(f"a[href='/jobs/{job.pk}/']")

@@ -35,7 +35,7 @@ def test_model_output_is_escaped(page, log_in, live_stack):
     from apps.jobs.models import Job
 
     user = UserFactory(username="e2e-escape", role="researcher")
-    job = Job.objects.create(owner=user, kind="generate", queue="gpu", status="succeeded")
+    job = Job.objects.create(owner=user, kind="inference.generate", queue="gpu", status="succeeded")
     Generation.objects.create(
         job=job,
         model_name="smollm2-135m",

@@ -62,7 +62,7 @@ async def connect(user, job_id: int, query: str = "") -> tuple[bool, int | None,
 
 @pytest.mark.django_db(transaction=True)
 def test_streams_are_private_to_their_owner(researcher, django_user_model):
-    job = Job.objects.create(owner=researcher, kind="generate", queue="gpu", status="running")
+    job = Job.objects.create(owner=researcher, kind="inference.generate", queue="gpu", status="running")
     Generation.objects.create(job=job, model_name="smollm2-135m", messages=[{"role": "user", "content": "x"}])
     live_text.reset(job.pk)
     live_text.append(job.pk, "partial <b>text</b>")
@@ -88,7 +88,7 @@ def test_streams_are_private_to_their_owner(researcher, django_user_model):
 @pytest.mark.django_db(transaction=True)
 def test_json_stream_of_a_queued_generation_reports_its_position(researcher):
     """Queued jobs need a database query for their position; it must not run on the event loop."""
-    job = Job.objects.create(owner=researcher, kind="generate", queue="gpu-test-queue")
+    job = Job.objects.create(owner=researcher, kind="inference.generate", queue="gpu-test-queue")
     Generation.objects.create(job=job, model_name="smollm2-135m", messages=[{"role": "user", "content": "x"}])
     live_text.reset(job.pk)
 

@@ -9,7 +9,7 @@ def client_for_token(client, user):
 
 
 def test_get_own_job_with_session(client_for, student):
-    job = Job.objects.create(owner=student, kind="count", queue="cpu", params={"n": 2})
+    job = Job.objects.create(owner=student, kind="jobs.count", queue="cpu", params={"n": 2})
     response = client_for(student).get(f"/api/jobs/{job.pk}")
     assert response.status_code == 200
     body = response.json()
@@ -19,12 +19,12 @@ def test_get_own_job_with_session(client_for, student):
 
 
 def test_another_users_job_is_404(client_for, student, teacher):
-    job = Job.objects.create(owner=student, kind="count", queue="cpu")
+    job = Job.objects.create(owner=student, kind="jobs.count", queue="cpu")
     assert client_for(teacher).get(f"/api/jobs/{job.pk}").status_code == 404
 
 
 def test_bearer_token_auth(client, student):
-    job = Job.objects.create(owner=student, kind="count", queue="cpu")
+    job = Job.objects.create(owner=student, kind="jobs.count", queue="cpu")
     _token, raw = create_api_token(student, "script")
     assert client.get(f"/api/jobs/{job.pk}", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
     assert client.get(f"/api/jobs/{job.pk}", headers={"Authorization": "Bearer atr_wrong"}).status_code == 401
@@ -41,7 +41,7 @@ def test_the_demo_job_is_not_in_the_api(client, student):
 
 
 def test_cancel_with_a_token(client, student):
-    job = Job.objects.create(owner=student, kind="count", queue="cpu", params={"n": 2})
+    job = Job.objects.create(owner=student, kind="jobs.count", queue="cpu", params={"n": 2})
     response = client_for_token(client, student).post(f"/api/jobs/{job.pk}/cancel")
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
@@ -57,7 +57,7 @@ def test_session_post_requires_csrf(student):
 
     client = Client(enforce_csrf_checks=True)
     client.force_login(student)
-    job = Job.objects.create(owner=student, kind="count", queue="cpu")
+    job = Job.objects.create(owner=student, kind="jobs.count", queue="cpu")
     response = client.post(f"/api/jobs/{job.pk}/cancel")
     assert response.status_code in (401, 403)
     assert Job.objects.get(pk=job.pk).status == "queued"

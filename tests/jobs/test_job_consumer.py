@@ -39,7 +39,7 @@ async def connect_and_collect(user, job_id: int, publish: bool = False):
 
 
 def test_owner_gets_current_state_then_updates(student):
-    job = Job.objects.create(owner=student, kind="count", queue="cpu")
+    job = Job.objects.create(owner=student, kind="jobs.count", queue="cpu")
     connected, _code, messages = connect_and_collect(student, job.pk, publish=True)
     assert connected
     assert f'id="job-{job.pk}-status"' in messages[0]
@@ -49,14 +49,14 @@ def test_owner_gets_current_state_then_updates(student):
 
 
 def test_anonymous_socket_is_closed(student):
-    job = Job.objects.create(owner=student, kind="count", queue="cpu")
+    job = Job.objects.create(owner=student, kind="jobs.count", queue="cpu")
     connected, code, _messages = connect_and_collect(AnonymousUser(), job.pk)
     assert not connected
     assert code == CLOSE_FORBIDDEN
 
 
 def test_socket_for_another_users_job_is_closed(student, teacher):
-    job = Job.objects.create(owner=student, kind="count", queue="cpu")
+    job = Job.objects.create(owner=student, kind="jobs.count", queue="cpu")
     connected, code, _messages = connect_and_collect(teacher, job.pk)
     assert not connected
     assert code == CLOSE_FORBIDDEN

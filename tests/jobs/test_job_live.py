@@ -30,7 +30,7 @@ def test_count_job_streams_progress_over_websocket(live_stack, student):
     client = Client()
     client.force_login(student)
     session = client.cookies["sessionid"].value
-    job = services.create_job(student, "count", {"n": 5, "delay": 0.3})
+    job = services.create_job(student, "jobs.count", {"n": 5, "delay": 0.3})
     ws_url = live_stack.url.replace("http", "ws") + f"/ws/jobs/{job.pk}/"
     seen = []
     with connect(ws_url, additional_headers={"Cookie": f"sessionid={session}", "Origin": live_stack.url}) as socket:
@@ -49,7 +49,7 @@ def test_count_job_streams_progress_over_websocket(live_stack, student):
 
 
 def test_worker_killed_mid_job_is_retried(live_stack, student):
-    job = services.create_job(student, "count", {"n": 15, "delay": 0.2})
+    job = services.create_job(student, "jobs.count", {"n": 15, "delay": 0.2})
     wait_for(lambda: Job.objects.get(pk=job.pk).progress >= 0.2)
     for pid in live_stack.worker.pool_children():
         os.kill(pid, signal.SIGKILL)
@@ -65,7 +65,7 @@ def test_api_with_token_from_a_script(live_stack, student):
 
     _token, raw = create_api_token(student, "script")
     headers = {"Authorization": f"Bearer {raw}"}
-    job_id = services.create_job(student, "count", {"n": 2, "delay": 0}).pk
+    job_id = services.create_job(student, "jobs.count", {"n": 2, "delay": 0}).pk
     body = wait_for(
         lambda: (
             (r := httpx.get(f"{live_stack.url}/api/jobs/{job_id}", headers=headers).json())["status"] == "succeeded"
@@ -81,7 +81,7 @@ def test_idle_socket_stays_open_past_redis_timeouts(live_stack, student):
     client = Client()
     client.force_login(student)
     session = client.cookies["sessionid"].value
-    job = Job.objects.create(owner=student, kind="count", queue="nowhere", params={"n": 1, "delay": 0})
+    job = Job.objects.create(owner=student, kind="jobs.count", queue="nowhere", params={"n": 1, "delay": 0})
     ws_url = live_stack.url.replace("http", "ws") + f"/ws/jobs/{job.pk}/"
     with connect(ws_url, additional_headers={"Cookie": f"sessionid={session}", "Origin": live_stack.url}) as socket:
         assert 'data-status="queued"' in socket.recv(timeout=10)

@@ -10,15 +10,15 @@ from apps.jobs.models import Job, JobStatus
 
 
 def make_job(owner, **fields) -> Job:
-    return Job.objects.create(owner=owner, kind="count", queue="cpu", params={"n": 3, "delay": 0}, **fields)
+    return Job.objects.create(owner=owner, kind="jobs.count", queue="cpu", params={"n": 3, "delay": 0}, **fields)
 
 
 def test_create_job_validates_kind_and_params(student):
     with pytest.raises(ValidationError, match="Unknown job kind"):
         services.create_job(student, "mine-bitcoin", {})
     with pytest.raises(ValidationError, match="n must be between 1 and 1000"):
-        services.create_job(student, "count", {"n": 0})
-    job = services.create_job(student, "count", {"n": "5"})
+        services.create_job(student, "jobs.count", {"n": 0})
+    job = services.create_job(student, "jobs.count", {"n": "5"})
     assert job.params == {"n": 5, "delay": 0.2}
     assert job.status == JobStatus.QUEUED
 
@@ -106,7 +106,7 @@ def test_queue_wait_estimates_from_recent_jobs_of_the_queue(student, settings):
     now = timezone.now()
     for seconds in (10, 30, 20):
         Job.objects.create(
-            owner=student, kind="count", queue="cpu", status=JobStatus.SUCCEEDED,
+            owner=student, kind="jobs.count", queue="cpu", status=JobStatus.SUCCEEDED,
             started_at=now - timedelta(seconds=seconds), finished_at=now,
         )  # fmt: skip
     first, _second, third = (services.queue_wait(job) for job in waiting)

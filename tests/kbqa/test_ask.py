@@ -2,8 +2,9 @@
 function, editing a program and re-running it, and who may see or do what."""
 
 import pytest
+from django.utils import timezone
 
-from apps.jobs.models import Job
+from apps.jobs.services import run_job
 from apps.kbqa import pipeline
 from apps.kbqa.models import ParserModel, Question
 
@@ -16,17 +17,15 @@ def geo_parser(geo_kb, sketch_classifier, researcher):
     return ParserModel.objects.create(
         source_kb=geo_kb,
         created_by=researcher,
-        status=ParserModel.Status.READY,
+        trained_at=timezone.now(),
         classifier=sketch_classifier.as_json(),
         metrics={"train_size": 1000, "test_size": 200, "sketch_accuracy": 0.97},
     )
 
 
 def run_ask_job(question: Question) -> Question:
-    """What the cpu worker does for a kbqa_ask job (the task is a thin wrapper around this)."""
-    job = Job.objects.get(pk=question.job_id)
-    job.status = "running"
-    pipeline.answer(job)
+    """What the cpu worker does for a kbqa.ask job (apps/kbqa/tasks.py), in this process."""
+    run_job(question.job_id, pipeline.answer)
     question.refresh_from_db()
     return question
 
@@ -140,10 +139,10 @@ def test_only_researchers_and_admins_train_or_evaluate(client_for, student, rese
     researcher_client = client_for(researcher)
     researcher_client.post("/kbqa/parsers/", {"action": "train", "source": "geo", "pairs": "500"})
     training = ParserModel.objects.exclude(pk=geo_parser.pk).get()
-    assert training.job.kind == "kbqa_train"
+    assert training.job.kind == "kbqa.train"
     assert training.job.params["pairs"] == 500
     researcher_client.post("/kbqa/parsers/", {"action": "evaluate", "parser": geo_parser.pk, "targets": ["geo"]})
-    assert geo_parser.evaluations.get().job.kind == "kbqa_evaluate"
+    assert geo_parser.evaluations.get().job.kind == "kbqa.evaluate"
 
 
 def test_evaluation_scores_in_kb_and_transfer(geo_kb, geo_parser, researcher, db):

@@ -28,7 +28,7 @@ def test_upload_imports_in_a_job(client_for, researcher, tiny_data):
     page = upload(client, "mine", json.dumps(tiny_data).encode())
     assert b"Importing" in page.content
     item = KBImport.objects.get()
-    assert item.job.kind == "kbqa_import"
+    assert item.job.kind == "kbqa.import"
     assert not KnowledgeBase.objects.filter(name="mine").exists()  # not before the worker ran
     item = run_import_job(item)
     assert item.status == KBImport.Status.DONE

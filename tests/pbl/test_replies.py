@@ -121,7 +121,7 @@ def test_a_cancelled_reply_is_never_generated(team, learners):
     """The worker's own task body: a job cancelled after it started (the learner pressed Cancel
     while the worker picked it up) ends cancelled, with no reply text and no 'replied' event."""
     from apps.pbl import replies
-    from workers.pbl import agent_reply
+    from apps.pbl.tasks import agent_reply
 
     lena = learners[0]
     result = services.post_message(lena, team, "@Nova write our problem statement")

@@ -34,14 +34,14 @@ def token(user: User) -> str:
 
 def job() -> Case:
     owner, stranger = UserFactory(role="student"), UserFactory(role="student")
-    return Case(owner, stranger, {"job_id": Job.objects.create(owner=owner, kind="count", queue="cpu").pk})
+    return Case(owner, stranger, {"job_id": Job.objects.create(owner=owner, kind="jobs.count", queue="cpu").pk})
 
 
 def generation() -> Case:
     from apps.inference.models import Generation
 
     owner, stranger = UserFactory(role="researcher"), UserFactory(role="researcher")
-    made = Job.objects.create(owner=owner, kind="generate", queue="interactive", status="done")
+    made = Job.objects.create(owner=owner, kind="inference.generate", queue="interactive", status="done")
     Generation.objects.create(job=made, model_name="smollm2-135m", messages=[{"role": "user", "content": "hi"}])
     return Case(owner, stranger, {"job_id": made.pk})
 

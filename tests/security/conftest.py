@@ -36,7 +36,7 @@ class Owned:
 
 def job_socket() -> Owned:
     owner, stranger = UserFactory(role="student"), UserFactory(role="student")
-    job = Job.objects.create(owner=owner, kind="count", queue="cpu")
+    job = Job.objects.create(owner=owner, kind="jobs.count", queue="cpu")
     return Owned(owner, stranger, {"job_id": job.pk})
 
 
@@ -44,7 +44,7 @@ def generation_socket() -> Owned:
     from apps.inference.models import Generation
 
     owner, stranger = UserFactory(role="researcher"), UserFactory(role="researcher")
-    job = Job.objects.create(owner=owner, kind="generate", queue="interactive", status="running")
+    job = Job.objects.create(owner=owner, kind="inference.generate", queue="interactive", status="running")
     Generation.objects.create(job=job, model_name="smollm2-135m", messages=[{"role": "user", "content": "hi"}])
     return Owned(owner, stranger, {"job_id": job.pk})
 

@@ -19,6 +19,6 @@ class Command(BaseCommand):
         call_command("build_kb_elements", stdout=self.stdout)
         owner = get_user_model().objects.filter(username="admin").first()
         source = KnowledgeBase.objects.filter(name=DEMO_SOURCE_KB).first()
-        if owner and source and not ParserModel.objects.exclude(status=ParserModel.Status.FAILED).exists():
+        if owner and source and not ParserModel.objects.not_failed().exists():
             parser = pipeline.request_training(owner, source)
             self.stdout.write(f"Queued training of sketch parser #{parser.pk} on {source.name}.")

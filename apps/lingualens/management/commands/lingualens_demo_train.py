@@ -3,7 +3,7 @@ import time
 from django.core.management.base import BaseCommand
 
 from apps.accounts.models import User
-from apps.jobs.models import Job
+from apps.jobs.models import Job, JobStatus
 from apps.lingualens import pipeline, services
 
 
@@ -31,11 +31,11 @@ class Command(BaseCommand):
             job = Job.objects.get(pk=sae.job_id)
             pipeline.train_job(job, backend=backend)  # the queued copy of this job finds the SAE done and stops
             Job.objects.filter(pk=job.pk).update(
-                status="succeeded", progress=1.0, progress_message="trained in-process"
+                status=JobStatus.SUCCEEDED, progress=1.0, progress_message="trained in-process"
             )
             sae.refresh_from_db()
             self.stdout.write(f"layer {layer}: {sae.slug} {sae.metrics} ({time.monotonic() - started:.0f}s)")
             score_job = services.start_scoring(user, sae)
             pipeline.score_job(score_job, backend=backend)
-            Job.objects.filter(pk=score_job.pk).update(status="succeeded", progress=1.0)
+            Job.objects.filter(pk=score_job.pk).update(status=JobStatus.SUCCEEDED, progress=1.0)
             self.stdout.write(f"layer {layer}: scored ({time.monotonic() - started:.0f}s)")

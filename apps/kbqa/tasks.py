@@ -1,4 +1,5 @@
-"""Tasks for the `cpu` queue: thin wrappers around app services."""
+"""Celery tasks of KBQA: thin wrappers around apps.kbqa.pipeline (discovered by config.celery;
+queues in apps.py), and the warm-up of the cpu workers that answer questions."""
 
 import logging
 import os
@@ -7,52 +8,35 @@ import threading
 from celery import shared_task
 from celery.signals import worker_process_init
 
-from apps.jobs import services as job_services
+from apps.jobs.services import run_job
 
 
-@shared_task(name="workers.cpu.count_to")
-def count_to(job_id: int) -> None:
-    job_services.run_job(job_id, job_services.count_to)
-
-
-@shared_task(name="workers.cpu.table_run")
-def table_run(job_id: int) -> None:
-    from apps.tables.assistant import run_message_code
-
-    job_services.run_job(job_id, run_message_code)
-
-
-@shared_task(name="workers.cpu.sweep_stale_jobs")
-def sweep_stale_jobs() -> int:
-    return job_services.sweep_stale_jobs()
-
-
-@shared_task(name="workers.cpu.kbqa_train")
-def kbqa_train(job_id: int) -> None:
+@shared_task(name="kbqa.train")
+def train(job_id: int) -> None:
     from apps.kbqa.pipeline import train
 
-    job_services.run_job(job_id, train)
+    run_job(job_id, train)
 
 
-@shared_task(name="workers.cpu.kbqa_ask")
-def kbqa_ask(job_id: int) -> None:
+@shared_task(name="kbqa.ask")
+def ask(job_id: int) -> None:
     from apps.kbqa.pipeline import answer
 
-    job_services.run_job(job_id, answer)
+    run_job(job_id, answer)
 
 
-@shared_task(name="workers.cpu.kbqa_evaluate")
-def kbqa_evaluate(job_id: int) -> None:
+@shared_task(name="kbqa.evaluate")
+def evaluate(job_id: int) -> None:
     from apps.kbqa.pipeline import evaluate
 
-    job_services.run_job(job_id, evaluate)
+    run_job(job_id, evaluate)
 
 
-@shared_task(name="workers.cpu.kbqa_import")
-def kbqa_import(job_id: int) -> None:
+@shared_task(name="kbqa.import")
+def import_kb(job_id: int) -> None:
     from apps.kbqa.pipeline import run_import
 
-    job_services.run_job(job_id, run_import)
+    run_job(job_id, run_import)
 
 
 @worker_process_init.connect

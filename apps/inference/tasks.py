@@ -1,8 +1,10 @@
-"""Tasks for the `gpu` queue (model work: generation, activations, SAE training).
+"""Celery tasks of the inference app (discovered by config.celery; queues in apps.py), and the
+model preloading of the worker processes that run them.
 
-Each worker process loads a model once (apps.inference.backends caches it) and keeps it."""
+Each worker process loads a model once (apps.inference.services caches it) and keeps it."""
 
 import contextlib
+import logging
 import os
 
 from celery import shared_task
@@ -11,18 +13,11 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from apps.jobs.services import run_job
 
 
-@shared_task(name="workers.gpu.generate")
+@shared_task(name="inference.generate")
 def generate(job_id: int) -> None:
     from apps.inference.services import run_generation
 
     run_job(job_id, run_generation)
-
-
-@shared_task(name="workers.gpu.table_ask")
-def table_ask(job_id: int) -> None:
-    from apps.tables.assistant import answer
-
-    run_job(job_id, answer)
 
 
 @worker_process_init.connect
@@ -38,8 +33,6 @@ def preload_models(**_kwargs) -> None:
         try:
             load_backend(get_model(name))
         except Exception:  # noqa: BLE001  (a missing model must not stop the worker; the job will say why)
-            import logging
-
             logging.getLogger(__name__).exception("could not preload model %s", name)
 
 
