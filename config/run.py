@@ -154,6 +154,12 @@ def main() -> None:
             converting = subprocess.Popen(
                 [sys.executable, str(BASE_DIR / "manage.py"), "prepare_models", "--skip-assistant"], cwd=BASE_DIR
             )
+            if os.environ.get("LINGUALENS_DEFAULT_SET", "1") != "0":
+                # One batch job chain trains, scores and explains the default SAE set (once; a set
+                # stopped midway resumes). With our own databases no worker runs yet, so a job
+                # still marked running was left by a stopped worker: --stale-after 0.
+                own_databases = pg_server is not None and redis_process is not None
+                manage("lingualens_default_set", *(["--stale-after", "0"] if own_databases else []))
         say(f"serving on http://{os.environ.get('ATRIUM_HOST', '127.0.0.1')}:{os.environ.get('ATRIUM_PORT', '8000')}")
         procfile = str(BASE_DIR / "Procfile")
         honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "-f", procfile], cwd=BASE_DIR)

@@ -2,6 +2,8 @@
 top contexts (one per document), examples by activation quartile, promoted and suppressed
 tokens through the unembedding, and nearest latents by decoder cosine."""
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from django.db import transaction
@@ -55,13 +57,20 @@ def _quantile_examples(vals, where, tokens, values, indices, latent, rng, shown:
 
 
 @torch.no_grad()
-def compute_latent_stats(sae: SAE, model: sae_lib.TopKSAE, backend, acts: np.ndarray, tokens: dict) -> None:
+def compute_latent_stats(
+    sae: SAE, model: sae_lib.TopKSAE, backend, acts: np.ndarray, tokens: dict, progress: Callable | None = None
+) -> None:
+    """`progress(fraction)`, when given, is called every few seconds: over a million tokens this
+    takes minutes, and the job's heartbeat must go on."""
+    progress = progress or (lambda fraction: None)
     n = len(acts)
     values = np.zeros((n, model.k), np.float32)
-    indices = np.zeros((n, model.k), np.int64)
-    for start in range(0, n, 4096):
+    indices = np.zeros((n, model.k), np.int32)  # int32: half the memory of a 1M-token run's index
+    for number, start in enumerate(range(0, n, 4096)):
         v, i = model.encode_topk(torch.from_numpy(np.asarray(acts[start : start + 4096], dtype=np.float32)))
         values[start : start + len(v)], indices[start : start + len(v)] = v.numpy(), i.numpy()
+        if number % 32 == 31:
+            progress(0.5 * start / n)
     live = values > 0
     flat_latent, flat_value, flat_row = indices[live], values[live], np.nonzero(live)[0]
     order = np.argsort(flat_latent, kind="stable")
@@ -77,6 +86,7 @@ def compute_latent_stats(sae: SAE, model: sae_lib.TopKSAE, backend, acts: np.nda
     rng = np.random.default_rng(sae.seed)
     rows = []
     for chunk_start in range(0, model.d_sae, 256):
+        progress(0.5 + 0.5 * chunk_start / model.d_sae)
         logits = directions[chunk_start : chunk_start + 256] @ unembed.T
         top_v, top_i = logits.topk(8, dim=1)
         bottom_v, bottom_i = (-logits).topk(8, dim=1)

@@ -268,7 +268,9 @@ def finish_sae(sae, state, backend, acts, tokens, eval_rows, progress) -> None:
     sae.loss_curve = _curve(state.losses)
     sae.steps_done = state.step
     progress(0.95, "Latent statistics")
-    compute_latent_stats(sae, model, backend, acts, tokens)
+    compute_latent_stats(
+        sae, model, backend, acts, tokens, lambda fraction: progress(0.95 + 0.05 * fraction, "Latent statistics")
+    )
     sae.status = RunStatus.COMPLETE
     sae.save()
 
@@ -485,14 +487,14 @@ def search_job(job: Job, backend=None) -> dict:
     return search_sentence(backend, sae, job.params["sentence"])
 
 
-def explain_job(job: Job, assistant=None) -> dict:
-    """Explanations by the assistant model for some latents, scored by detection (explain.py).
-    The latents' activations come from the stored run, so the lens model is not loaded."""
+def explain_sae(sae: SAE, limit: int, latents, progress: Callable[[float, str], None], assistant=None) -> dict:
+    """Explanations by the assistant model for `latents` (or the `limit` default ones), scored by
+    detection (explain.py). The latents' activations come from the stored run, so the lens model
+    is not loaded."""
     from apps.inference.registry import model_for_role
     from apps.inference.services import load_backend
     from apps.lingualens import explain
 
-    sae = SAE.objects.select_related("run").get(pk=job.params["sae_id"])
     model = sae_lib.TopKSAE.load(sae_dir(sae))
     acts, tokens = load_run_arrays(sae.run, sae.layer)
 
@@ -501,5 +503,11 @@ def explain_job(job: Job, assistant=None) -> dict:
             return model.encode(torch.from_numpy(np.asarray(acts[rows], np.float32))).numpy()
 
     assistant = assistant or load_backend(model_for_role("assistant"))
-    indices = job.params.get("latents") or explain.default_latents(sae, job.params.get("limit", 24))
-    return explain.explain_latents(sae, assistant, codes, tokens, indices, _progress(job, 0.0, 1.0), seed=sae.seed)
+    indices = latents or explain.default_latents(sae, limit)
+    return explain.explain_latents(sae, assistant, codes, tokens, indices, progress, seed=sae.seed)
+
+
+def explain_job(job: Job, assistant=None) -> dict:
+    sae = SAE.objects.select_related("run").get(pk=job.params["sae_id"])
+    p = job.params
+    return explain_sae(sae, p.get("limit", 24), p.get("latents"), _progress(job, 0.0, 1.0), assistant)

@@ -224,12 +224,12 @@ def load_checkpoint(path: Path, acts: np.ndarray, cfg: TrainConfig) -> TrainStat
 def reconstruction_metrics(sae: TopKSAE, acts: np.ndarray, chunk: int = 4096) -> dict:
     """L0, explained variance and dead share over `acts` (raw activations, folded SAE)."""
     n = len(acts)
-    x_all = torch.from_numpy(acts.astype(np.float32))
-    mean = x_all.mean(0)
+    # Chunk by chunk, in float32 only a chunk at a time: a default-set layer is 1M tokens.
+    mean = sum(torch.from_numpy(acts[i : i + chunk].astype(np.float32)).sum(0) for i in range(0, n, chunk)) / n
     sq_err = total_var = l0 = 0.0
     fired = torch.zeros(sae.d_sae, dtype=torch.bool)
     for start in range(0, n, chunk):
-        x = x_all[start : start + chunk]
+        x = torch.from_numpy(acts[start : start + chunk].astype(np.float32))
         values, indices = sae.encode_topk(x)
         z = torch.zeros(len(x), sae.d_sae).scatter(-1, indices, values)
         recon = sae.decode(z)

@@ -8,3 +8,11 @@ register = template.Library()
 def latent_url(sae, index) -> str:
     """The stable URL of one SAE latent: /lingualens/features/<model>@<sae>:<index>/."""
     return reverse("lingualens:latent", args=[sae.feature_id(int(index))])
+
+
+@register.inclusion_tag("lingualens/_default_set.html")
+def default_set_banner() -> dict:
+    """While the default SAE set is prepared (or stopped midway): its stage and the expected wait."""
+    from apps.lingualens import default_set
+
+    return {"state": default_set.status()}
