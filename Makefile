@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-models.txt
 TEST_ENV := DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/atrium} \
             REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/1} HF_HUB_OFFLINE=1
 
-.PHONY: up test lint install chromium bench bench-db bench-kbqa bench-pbl bench-sae bench-web clean
+.PHONY: up test lint install chromium bench bench-db bench-kbqa bench-pbl bench-sae bench-lingualens bench-web clean
 
 $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ bench-pbl: bench-db
 # LinguaLens: activation collection and SAE training tokens/s, beside sae-lens on the same configuration.
 bench-sae: bench-db
 	$(TEST_ENV) $(PY) bench/sae.py
+
+# LinguaLens default SAE set: collection and training tokens/s and the first-start wait they give,
+# then scores, FIC gaps, explanation detection and stage times of the set stored in the database.
+bench-lingualens: bench-db
+	$(TEST_ENV) MODEL_THREADS=$${MODEL_THREADS:-1} $(PY) bench/lingualens_default.py --rates
+	$(TEST_ENV) $(PY) bench/lingualens_default.py
 
 # Web: pages alone, then 50 signed-in clients with no think time on the production server
 # (python -m config.web, DEBUG=0) and 500 WebSockets held: requests/s and p50/p95/p99 per page.

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 KIND = "lingualens.default_set"
 CORPUS_NAME = "LinguaLens default set (1M+ tokens, English + Chinese)"
+SLUG_PREFIX = "default"
 LAYERS = (3, 6, 9)  # Gemma-3-270m has 18 layers: early, a third in, the middle
 WIDTH, K = 4096, 32
 CORPUS_TOKENS = 1_150_000  # estimated from characters (default_corpus.estimate_tokens, within 3%)
@@ -93,7 +94,7 @@ def _create_set(owner) -> dict:
     )
     saes = []
     for layer in LAYERS:
-        slug = f"default-l{layer}-w{WIDTH}-k{K}"
+        slug = f"{SLUG_PREFIX}-l{layer}-w{WIDTH}-k{K}"
         if SAE.objects.filter(slug=slug).exists():  # a set from an earlier database's var/ never collides
             slug = f"{slug}-{run.pk}"
         saes.append(

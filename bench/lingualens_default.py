@@ -1,0 +1,205 @@
+"""The default LinguaLens SAE set (apps/lingualens/default_set.py): its speed and what it finds.
+
+    .venv/bin/python bench/lingualens_default.py --rates [--tokens 30000]
+        activation collection (the set's layers, one forward pass) and SAE training (its width and k)
+        in tokens/s with MODEL_THREADS threads (make up's batch worker: 1), and the first-start wait
+        they give for the full set;
+    .venv/bin/python bench/lingualens_default.py --run-small [--tokens 150000] [--explain 12]
+        the set's chain in this process on a smaller corpus (same layers, width, k; the whole
+        catalogue; the assistant server for explanations), then the report below;
+    .venv/bin/python bench/lingualens_default.py [--job ID]
+        the report on a stored set (default: the latest default set): per SAE, the held-out FRC of
+        each feature's best latent (median, share >= 0.8, share above the random floor, share whose
+        interval clears it), the FIC gap over random directions, explanation detection against the
+        shuffled-explanation control, and the time of each stage.
+
+Needs DATABASE_URL (a bench database, `make bench-db`). Prints figures; asserts nothing.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
+
+
+def share(flags: list[bool]) -> str:
+    return f"{sum(flags) / len(flags):.0%} ({sum(flags)}/{len(flags)})" if flags else "–"
+
+
+def median(values: list[float], fmt: str = ".3f") -> str:
+    return format(statistics.median(values), fmt) if values else "–"
+
+
+def rates(tokens: int) -> None:
+    import numpy as np
+    import torch
+
+    from apps.inference.registry import get_model
+    from apps.inference.services import load_backend
+    from apps.lingualens import default_corpus, default_set, pipeline
+    from apps.lingualens import sae as sae_lib
+
+    torch.set_num_threads(int(os.environ.get("MODEL_THREADS", "1")))
+    backend = load_backend(get_model("gemma3-270m"))
+    texts, _ = default_corpus.build_texts(tokens, [])
+    layers = list(default_set.LAYERS)
+    print(f"torch threads {torch.get_num_threads()}; layers {layers}; {load()}")
+    started = time.monotonic()
+    chunks, n = [], 0
+    for start in range(0, len(texts), pipeline.BATCH):
+        batch = pipeline.encode_batch(backend, texts[start : start + pipeline.BATCH], default_set.MAX_TOKENS_PER_TEXT)
+        captured = pipeline.capture_layers(backend, batch, layers)
+        for row, length in enumerate(batch.lengths):
+            chunks.append(captured[layers[1]][row, 1:length].numpy().astype(np.float16))
+            n += length - 1
+    collect = n / (time.monotonic() - started)
+    print(f"collection, {len(layers)} layers in one forward pass: {n:,} tokens, {collect:,.0f} tokens/s ({load()})")
+    acts = np.concatenate(chunks)
+    cfg = sae_lib.TrainConfig(width=default_set.WIDTH, k=default_set.K, training_tokens=512 * 150, batch_size=512)
+    state = sae_lib.new_state(acts, cfg)
+    started = time.monotonic()
+    sae_lib.train_steps(acts, cfg, state)
+    train = cfg.steps * cfg.batch_size / (time.monotonic() - started)
+    print(
+        f"training width {cfg.width} k {cfg.k}: {cfg.steps * cfg.batch_size:,} tokens, {train:,.0f} tokens/s ({load()})"
+    )
+    n_saes = len(layers)
+    collect_s = default_set.CORPUS_TOKENS / collect
+    train_s = n_saes * default_set.TRAINING_TOKENS / train
+    rest = n_saes * (default_set.STATS_SECONDS + default_set.SCORE_SECONDS + default_set.EXPLAIN_SECONDS)
+    print(
+        f"first-start wait for the full set ({default_set.CORPUS_TOKENS:,} tokens, {n_saes} SAEs of "
+        f"{default_set.TRAINING_TOKENS:,} tokens): collection {collect_s / 60:.0f} min + training "
+        f"{train_s / 60:.0f} min + statistics, scoring and explanations {rest / 60:.0f} min "
+        f"(default_set.py's per-SAE estimates) = {(collect_s + train_s + rest) / 60:.0f} min"
+    )
+
+
+def run_small(tokens: int, explain: int) -> int:
+    """The chain's own code on a smaller corpus; its job row is not a default-set job, so a later
+    `make up` against this database still queues the real set."""
+    from apps.inference.registry import get_model
+    from apps.inference.services import load_backend
+    from apps.jobs.models import Job
+    from apps.lingualens import default_set, services
+
+    services.load_default_catalogue()
+    default_set.CORPUS_TOKENS, default_set.TRAINING_TOKENS = tokens, tokens
+    default_set.EXPLAIN_LATENTS = explain
+    default_set.CORPUS_NAME = f"LinguaLens default set, bench ({tokens:,} tokens)"
+    default_set.SLUG_PREFIX = f"bench{tokens // 1000}k"
+    owner = default_set.service_owner()
+    params = default_set._create_set(owner)
+    job = Job.objects.create(owner=owner, kind="bench.lingualens_default", queue="batch", params=params)
+    backend = load_backend(get_model("gemma3-270m"))
+    started = time.monotonic()
+    print(f"running the chain on {tokens:,} tokens (job row {job.pk}; {load()})", flush=True)
+    default_set.LINK_SECONDS = 10**9  # one link: a continuation would be a queued default-set job
+    result = default_set.run_default_set(job, backend=backend)
+    Job.objects.filter(pk=job.pk).update(status="succeeded", result=result)
+    print(f"chain done in {(time.monotonic() - started) / 60:.1f} min ({load()})\n")
+    return job.pk
+
+
+def report(job_id: int | None) -> None:
+    from apps.jobs.models import Job
+    from apps.lingualens import default_set
+    from apps.lingualens.models import FeatureScore, Latent
+
+    job = Job.objects.get(pk=job_id) if job_id else default_set.latest_job()
+    if job is None:
+        print("no default set in this database: run make up, or --run-small")
+        return
+    run, saes = default_set.set_objects(job)
+    print(
+        f"set of job {job.pk}: {run.model_name}, {run.n_tokens:,} tokens ({len(run.corpus.texts):,} texts), "
+        f"layers {run.layers}; collection {run.seconds or 0:.0f} s = {run.n_tokens / max(run.seconds or 1, 1):,.0f} "
+        "tokens/s for all layers"
+    )
+    for sae in saes:
+        best = list(FeatureScore.objects.filter(sae=sae, rank=0).select_related("feature"))
+        held = [s.frc for s in best]
+        above = [s.floor_frc is not None and s.frc > s.floor_frc for s in best]
+        clear = [bool(s.beats_floor) for s in best]
+        floors = [s.floor_frc for s in best if s.floor_frc is not None]
+        gaps = [
+            (s.fic_detail["enhance_gap"] + s.fic_detail["ablate_gap"]) / 2 for s in best if s.fic_detail.get("controls")
+        ]
+        gaps_clear = [
+            (s.fic_detail["enhance_gap"] + s.fic_detail["ablate_gap"]) / 2
+            for s in best
+            if s.fic_detail.get("controls") and s.beats_floor
+        ]
+        explained = list(Latent.objects.filter(sae=sae).exclude(explanation=""))
+        detection = [lat.explanation_score for lat in explained if lat.explanation_score is not None]
+        control = [lat.explanation_detail["control"] for lat in explained if "control" in lat.explanation_detail]
+        paired = [
+            lat.explanation_score - lat.explanation_detail["control"]
+            for lat in explained
+            if lat.explanation_score is not None and "control" in lat.explanation_detail
+        ]
+        m = sae.metrics
+        print(f"\n{sae.model_name}@{sae.slug} (layer {sae.layer}, width {sae.width}, k {sae.k}):")
+        print(
+            f"  reconstruction: explained variance {m.get('explained_variance', 0):.3f}, L0 {m.get('l0', 0):.1f}, "
+            f"dead {m.get('dead_share', 0):.1%}, CE loss recovered {m.get('ce_recovered', 0):.3f}"
+        )
+        if held:
+            print(
+                f"  held-out FRC of each feature's best latent ({len(held)} features): median {median(held)}, "
+                f"min {min(held):.2f}, max {max(held):.2f}, share >= 0.8 {share([x >= 0.8 for x in held])}"
+            )
+            print(
+                f"  random floor median {median(floors)}; above it {share(above)}; interval clear of it {share(clear)}"
+            )
+            print(
+                f"  FIC gap over random directions (nats, mean of enhance and ablate): median {median(gaps, '+.3f')}; "
+                f"where the latent clears the floor: median {median(gaps_clear, '+.3f')} "
+                f"(positive {share([g > 0 for g in gaps_clear])})"
+            )
+        print(
+            f"  explanations: {len(explained)}; detection (balanced accuracy) median {median(detection)} vs "
+            f"shuffled-explanation control {median(control)}; own minus control median {median(paired, '+.3f')}"
+        )
+        train_rate = sae.steps_done * sae.batch_size / max(sae.train_seconds or 1, 1)
+        print(
+            f"  time: training {sae.train_seconds or 0:.0f} s ({train_rate:,.0f} tokens/s), metrics + statistics "
+            f"{m.get('stats_seconds', 0):.0f} s, scoring {m.get('score_seconds', 0):.0f} s, "
+            f"explanations {m.get('explain_seconds', 0):.0f} s"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", action="store_true")
+    parser.add_argument("--run-small", action="store_true")
+    parser.add_argument("--tokens", type=int, default=None)
+    parser.add_argument("--explain", type=int, default=12, help="latents explained per SAE with --run-small")
+    parser.add_argument("--job", type=int, default=None)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    if args.rates:
+        rates(args.tokens or 30_000)
+        return
+    job_id = args.job
+    if args.run_small:
+        job_id = run_small(args.tokens or 150_000, args.explain)
+    report(job_id)
+
+
+if __name__ == "__main__":
+    main()
