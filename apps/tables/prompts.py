@@ -127,6 +127,20 @@ def code_prompt(frame: pd.DataFrame, question: str, others: dict[str, pd.DataFra
     ]
 
 
+# The code answer is started for the model ("```python" as the start of its reply, which
+# llama.cpp continues) and stopped at the closing fence: no prose before or after the code,
+# so a sampled candidate costs only its code's tokens. A server that does not continue a
+# final assistant message starts a new one with the fence, and the stop still ends it.
+CODE_START = "```python\n"
+CODE_STOP = ["\n```"]
+
+
+def code_messages(frame: pd.DataFrame, question: str, others: dict[str, pd.DataFrame] | None = None) -> list[dict]:
+    """The code prompt with the reply started. Every code candidate for a question is sent
+    exactly these messages, so the server reads the table's prompt once and reuses its cache."""
+    return [*code_prompt(frame, question, others), {"role": "assistant", "content": CODE_START}]
+
+
 def repair_prompt(
     frame: pd.DataFrame, question: str, code: str, error: str, others: dict[str, pd.DataFrame] | None = None
 ) -> list[dict]:
@@ -140,6 +154,7 @@ def repair_prompt(
             "Write the corrected code only. It must still set `result`.",
         }
     )
+    messages.append({"role": "assistant", "content": CODE_START})
     return messages
 
 

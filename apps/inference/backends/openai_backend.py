@@ -6,7 +6,7 @@ generating for a request whose client went away."""
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from apps.inference.backends.base import (
@@ -189,6 +189,25 @@ class OpenAIBackend:
         except self._errors as exc:
             raise self._fail(exc) from None
         return parse_json_answer(reply.choices[0].message.content or "", target)
+
+    def chat_choices(self, messages: list[dict], params: GenerationParams, n: int) -> list[str]:
+        """`n` sampled answers to one prompt in one request (OpenAI's `n`): llama.cpp reads the
+        prompt once and copies it to the other slots, and vLLM shares it, so n answers cost
+        about one prompt. Servers that refuse `n` get one request per answer instead."""
+        params.validate()
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.model, messages=messages, n=n, **_request_params(params)
+            )
+            texts = [choice.message.content or "" for choice in sorted(reply.choices, key=lambda c: c.index)]
+        except self._errors as exc:
+            if getattr(exc, "status_code", None) not in (400, 422) or n == 1:
+                raise self._fail(exc) from None
+            texts = []  # this server takes one choice per request
+        while len(texts) < n:
+            seeded = replace(params, seed=None if params.seed is None else params.seed + len(texts))
+            texts.append("".join(self.chat(messages, seeded)))
+        return texts[:n]
 
     def chat_result(self, messages: list[dict], params: GenerationParams, top_logprobs: int = 0) -> ChatResult:
         """The whole answer at once, with token counts and, when asked, each token's
