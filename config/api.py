@@ -17,7 +17,7 @@ from apps.lingualens.api import router as lingualens_router
 from apps.lingualens.services import LensInputError
 from apps.pbl.api import router as pbl_router
 from apps.tables.api import router as tables_router
-from apps.tables.services import TableInputError
+from apps.tables.workbooks import TableInputError
 
 api = NinjaAPI(title="Atrium API", version="1.0", auth=api_auth, urls_namespace="api")
 api.add_router("/", tokens_router)

@@ -8,7 +8,7 @@ from ninja.files import UploadedFile
 from apps.accounts.api_area import area_auth
 from apps.accounts.permissions import can_view_owned
 from apps.jobs.models import JobStatus
-from apps.tables import assistant, services
+from apps.tables import assistant, services, workbooks
 from apps.tables.models import Sheet, SheetVersion, TableMessage
 
 router = Router(tags=["tables"], auth=area_auth("tables"))  # errors: apps/core/errors.py
@@ -63,7 +63,7 @@ def message_out(message: TableMessage) -> dict:
     output = result.get("output")
     if output and output.get("type") == "chart":
         output = {key: value for key, value in output.items() if key != "table"} | {
-            "table": services.display_table(output["table"])
+            "table": workbooks.display_table(output["table"])
         }
     return {
         "id": message.pk,
@@ -99,7 +99,7 @@ def upload_workbook(request, file: UploadedFile = File(...), name: str = Form(""
             413,
             f"The upload is {file.size / 1e6:.1f} MB; the limit is {settings.TABLES_MAX_UPLOAD_BYTES / 1e6:.0f} MB.",
         )
-    sheets = services.read_upload(file.name, file.read())
+    sheets = workbooks.read_upload(file.name, file.read())
     workbook = services.create_workbook(request.auth, name or file.name, sheets, source_name=file.name)
     return Status(201, workbook_out(workbook))
 
@@ -113,13 +113,13 @@ def list_workbooks(request):
 def preview(request, sheet_id: int, version: int | None = None, page: int = 1):
     sheet = owned_sheet(request, sheet_id)
     chosen = get_object_or_404(SheetVersion, sheet=sheet, pk=version) if version else sheet.current_version
-    frame = services.load_version(chosen)
-    start = (max(page, 1) - 1) * services.PAGE_SIZE
-    rows = frame.iloc[start : start + services.PAGE_SIZE]
+    frame = workbooks.load_version(chosen)
+    start = (max(page, 1) - 1) * workbooks.PAGE_SIZE
+    rows = frame.iloc[start : start + workbooks.PAGE_SIZE]
     return {
         "version": version_out(chosen),
         "page": page,
-        "rows": services.display_rows(rows),
+        "rows": workbooks.display_rows(rows),
     }
 
 
@@ -169,7 +169,7 @@ def diff(request, sheet_id: int, a: int, b: int):
     new = SheetVersion.objects.filter(sheet=sheet, pk=b).first()
     if old is None or new is None:
         raise HttpError(404, "No such version of this sheet")
-    return services.diff_frames(services.load_version(old), services.load_version(new))
+    return workbooks.diff_frames(workbooks.load_version(old), workbooks.load_version(new))
 
 
 @router.post("/tables/sheets/{int:sheet_id}/{action}", response=dict)
@@ -188,10 +188,10 @@ def download(request, version_id: int, format: str = "csv"):  # noqa: A002  (the
     version = SheetVersion.objects.select_related("sheet__workbook").filter(pk=version_id).first()
     if version is None or not can_view_owned(request.auth, version.sheet.workbook.owner_id):
         raise HttpError(404, "No such version")
-    frame = services.load_version(version)
+    frame = workbooks.load_version(version)
     if format == "xlsx":
         return HttpResponse(
-            services.export_xlsx(frame, version.sheet.name),
+            workbooks.export_xlsx(frame, version.sheet.name),
             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
-    return HttpResponse(services.export_csv(frame), content_type="text/csv; charset=utf-8")
+    return HttpResponse(workbooks.export_csv(frame), content_type="text/csv; charset=utf-8")

@@ -19,10 +19,10 @@ from apps.inference.models import Generation
 from apps.inference.registry import model_for_role
 from apps.jobs.models import Job
 from apps.jobs.services import JobFailed, create_job
-from apps.tables import charts, services
+from apps.tables import charts, services, workbooks
 from apps.tables.models import Sheet, TableMessage, Workbook
 from apps.tables.prompts import code_prompt, extract_code, repair_prompt, table_markdown, text_prompt
-from apps.tables.sandbox import SandboxResult, run_code
+from apps.tables.sandbox import SandboxResult, run_code, table_from_json, table_to_json
 from apps.tables.selection import (
     Candidate,
     Choice,
@@ -101,7 +101,7 @@ def ask(user, sheet: Sheet, question: str, mode: str = "auto") -> TableMessage:
         raise ValidationError("This sheet has no data.")
     workbook = sheet.workbook
     chosen_mode = decide_mode(workbook, question, mode)
-    frame = services.load_version(sheet.current_version)
+    frame = workbooks.load_version(sheet.current_version)
     text_only = chosen_mode == "text"
     others = {} if text_only or chosen_mode == "chart" else other_sheets(sheet)
     messages = text_prompt(frame, question, workbook.context) if text_only else code_prompt(frame, question, others)
@@ -177,7 +177,7 @@ def answer(job: Job) -> dict:
     from apps.inference.services import load_backend, run_generation
 
     message = TableMessage.objects.select_related("based_on", "sheet", "workbook").get(job=job)
-    frame = services.load_version(message.based_on)
+    frame = workbooks.load_version(message.based_on)
     question = message.result.get("question", "")
     try:
         backend = load_backend(model_for_role("assistant"))
@@ -326,7 +326,7 @@ def answer_with_code(job: Job, message: TableMessage, frame: pd.DataFrame, quest
 def other_sheets(sheet: Sheet) -> dict[str, pd.DataFrame]:
     """The workbook's other sheets by name (at most a few), for merges and look-ups."""
     siblings = Sheet.objects.filter(workbook=sheet.workbook_id).exclude(pk=sheet.pk).select_related("current_version")
-    return {s.name: services.load_version(s.current_version) for s in siblings[:MAX_OTHER_SHEETS] if s.current_version}
+    return {s.name: workbooks.load_version(s.current_version) for s in siblings[:MAX_OTHER_SHEETS] if s.current_version}
 
 
 def evaluate(code: str, frame: pd.DataFrame, sampled: bool, others: dict[str, pd.DataFrame] | None = None) -> Candidate:
@@ -357,7 +357,7 @@ def fail(message: TableMessage, kind: str, error: str) -> None:
 def run_message_code(job: Job) -> dict:
     """A user's own code (an edited answer, or code sent to the API)."""
     message = TableMessage.objects.select_related("based_on", "sheet").get(job=job)
-    frame = services.load_version(message.based_on)
+    frame = workbooks.load_version(message.based_on)
     run = run_code(message.code, {"df": frame})
     if not run.ok:
         message.result["run"] = {"ok": False, "kind": failure_kind(run.kind), "stdout": run.stdout}
@@ -393,10 +393,10 @@ def apply_run(message: TableMessage, chosen: Candidate) -> None:
     if table is None and message.result.get("task") == "edit" and chosen.output.get("type") == "table":
         table = chosen.output["table"]  # `result = df.sort_values(...)` for "sort the rows"
     if table is not None:
-        old = services.load_version(message.based_on)
-        changed = services.table_from_json(table)
+        old = workbooks.load_version(message.based_on)
+        changed = table_from_json(table)
         version = services.save_version(
-            message.sheet, changed, services.describe_change(old, changed), parent=message.based_on
+            message.sheet, changed, workbooks.describe_change(old, changed), parent=message.based_on
         )
         message.made_version = version
         message.result["output"] = {"type": "version", "number": version.number, "description": version.description}
@@ -417,7 +417,7 @@ def render_chart(message: TableMessage, frame: pd.DataFrame, question: str, back
     )
     spec = charts.refine_spec(spec, frame, question)
     data = charts.aggregate(frame, spec)
-    message.result["output"] = {"type": "chart", "spec": spec, "table": services.table_to_json(data)}
+    message.result["output"] = {"type": "chart", "spec": spec, "table": table_to_json(data)}
     message.result["chart_svg"] = charts.draw(data, spec)
     message.text = charts.describe(spec)
     message.save()
@@ -461,8 +461,8 @@ def propose_merge_keys(left: pd.DataFrame, right: pd.DataFrame) -> list[dict]:
 def merge_sheets(left_sheet: Sheet, right_sheet: Sheet, key: str, how: str = "left"):
     if how not in ("left", "inner", "outer"):
         raise ValidationError("how must be left, inner or outer")
-    left = services.load_version(left_sheet.current_version)
-    right = services.load_version(right_sheet.current_version)
+    left = workbooks.load_version(left_sheet.current_version)
+    right = workbooks.load_version(right_sheet.current_version)
     if key not in left.columns or key not in right.columns:
         raise ValidationError(f"Both sheets need the column {key!r}.")
     merged = left.merge(right, on=key, how=how, suffixes=("", f"_{right_sheet.name}"))

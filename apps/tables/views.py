@@ -10,8 +10,9 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from apps.accounts.permissions import area_required
-from apps.tables import assistant, services
+from apps.tables import assistant, services, workbooks
 from apps.tables.models import Sheet, SheetVersion, TableMessage
+from apps.tables.sandbox import table_from_json
 
 CODE_FORMATTER = HtmlFormatter(cssclass="code", nowrap=False)
 
@@ -40,12 +41,12 @@ def workbook_list(request):
         try:
             if request.FILES.get("file"):
                 upload = request.FILES["file"]
-                sheets = services.read_upload(upload.name, upload.read())
+                sheets = workbooks.read_upload(upload.name, upload.read())
                 workbook = services.create_workbook(
                     request.user, request.POST.get("name") or upload.name, sheets, source_name=upload.name
                 )
             else:
-                frame = services.parse_pasted(request.POST.get("pasted", ""))
+                frame = workbooks.parse_pasted(request.POST.get("pasted", ""))
                 workbook = services.create_workbook(
                     request.user,
                     request.POST.get("name") or "Pasted table",
@@ -53,23 +54,23 @@ def workbook_list(request):
                     kind="document",
                     context=request.POST.get("context", "")[:5000],
                 )
-        except services.TableInputError as exc:
+        except workbooks.TableInputError as exc:
             messages.error(request, str(exc))
             return redirect("tables:list")
         return redirect("tables:workbook", workbook_id=workbook.pk)
-    workbooks = request.user.workbooks.prefetch_related("sheets")
+    owned = request.user.workbooks.prefetch_related("sheets")
     return render(
         request,
         "tables/workbook_list.html",
-        {"workbooks": workbooks, "limit_mb": settings.TABLES_MAX_UPLOAD_BYTES // 10**6},
+        {"workbooks": owned, "limit_mb": settings.TABLES_MAX_UPLOAD_BYTES // 10**6},
     )
 
 
 def sheet_context(request, workbook, sheet: Sheet) -> dict:
     version_id = int_or_none(request.GET.get("version"))
     version = sheet.versions.filter(pk=version_id).first() if version_id else sheet.current_version
-    frame = services.load_version(version)
-    page = Paginator(range(len(frame)), services.PAGE_SIZE).get_page(request.GET.get("page"))
+    frame = workbooks.load_version(version)
+    page = Paginator(range(len(frame)), workbooks.PAGE_SIZE).get_page(request.GET.get("page"))
     rows = frame.iloc[page.object_list.start : page.object_list.stop] if len(frame) else frame
     return {
         "workbook": workbook,
@@ -77,7 +78,7 @@ def sheet_context(request, workbook, sheet: Sheet) -> dict:
         "version": version,
         "page": page,
         "columns": version.columns,
-        "rows": services.display_rows(rows),
+        "rows": workbooks.display_rows(rows),
         "versions": sheet.versions.order_by("-number"),
         "sheets": workbook.sheets.all(),
         "chat": [render_message_context(m) for m in workbook.messages.filter(sheet=sheet)],
@@ -103,7 +104,7 @@ def render_message_context(message: TableMessage) -> dict:
     code_html = highlight(message.code, PythonLexer(), CODE_FORMATTER) if message.code else ""
     output = message.result.get("output") or {}
     # A result table, or the aggregated table a chart was drawn from.
-    table = services.display_table(output["table"], rows=20) if output.get("type") in ("table", "chart") else None
+    table = workbooks.display_table(output["table"], rows=20) if output.get("type") in ("table", "chart") else None
     pending = message.job is not None and not message.job.is_finished
     chosen = message.result.get("chosen")
     others = [
@@ -178,11 +179,11 @@ def message_chart(request, message_id: int, image_format: str):
         raise Http404("No chart")
     if image_format == "png":
         output = message.result["output"]
-        data = services.table_from_json(output["table"]) if "table" in output else None
+        data = table_from_json(output["table"]) if "table" in output else None
         image = (
             assistant.charts.draw(data, spec, "png")
             if data is not None
-            else assistant.draw_chart(services.load_version(message.based_on), spec, "png")
+            else assistant.draw_chart(workbooks.load_version(message.based_on), spec, "png")
         )
         response = HttpResponse(image, content_type="image/png")
         response["Content-Disposition"] = f'attachment; filename="chart-{message.pk}.png"'
@@ -216,7 +217,7 @@ def version_diff(request, sheet_id: int):
     old = get_object_or_404(SheetVersion, sheet=sheet, pk=old_id) if old_id else new.parent
     if old is None:
         raise Http404("The first version has nothing to compare with")
-    diff = services.diff_frames(services.load_version(old), services.load_version(new))
+    diff = workbooks.diff_frames(workbooks.load_version(old), workbooks.load_version(new))
     return render(request, "tables/diff.html", {"sheet": sheet, "old": old, "new": new, "diff": diff})
 
 
@@ -224,13 +225,13 @@ def version_diff(request, sheet_id: int):
 def version_download(request, version_id: int, file_format: str):
     version = get_object_or_404(SheetVersion.objects.select_related("sheet"), pk=version_id)
     services.get_owned_workbook(request.user, version.sheet.workbook_id)
-    frame = services.load_version(version)
+    frame = workbooks.load_version(version)
     name = f"{version.sheet.name}-v{version.number}"
     if file_format == "xlsx":
-        body = services.export_xlsx(frame, version.sheet.name)
+        body = workbooks.export_xlsx(frame, version.sheet.name)
         content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     else:
-        body, content_type = services.export_csv(frame), "text/csv; charset=utf-8"
+        body, content_type = workbooks.export_csv(frame), "text/csv; charset=utf-8"
     response = HttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{name}.{file_format}"'
     return response
@@ -240,7 +241,7 @@ def version_download(request, version_id: int, file_format: str):
 def merge(request, sheet_id: int):
     sheet = get_owned_sheet(request.user, sheet_id)
     other = get_owned_sheet(request.user, int_or_none(request.GET.get("other") or request.POST.get("other")))
-    left, right = services.load_version(sheet.current_version), services.load_version(other.current_version)
+    left, right = workbooks.load_version(sheet.current_version), workbooks.load_version(other.current_version)
     if request.method == "POST":
         try:
             assistant.merge_sheets(sheet, other, request.POST.get("key", ""), request.POST.get("how", "left"))

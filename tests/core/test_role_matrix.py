@@ -26,6 +26,7 @@ from apps.pbl import board
 from apps.pbl import services as pbl_services
 from apps.pbl.models import ChatMessage, MessageKind, ProjectRun, RunStatus
 from apps.tables import services as tables_services
+from apps.tables import workbooks
 from config.api import api
 from tests.factories import CohortFactory, UserFactory
 
@@ -133,7 +134,7 @@ def world(client):
     team = pbl_services.join_team(student, run, "Otters")
     task = board.add_task(student, team, "Measure the water")
     message = ChatMessage.objects.create(team=team, kind=MessageKind.LEARNER, author=student, text="Where do we start?")
-    sheets = tables_services.read_upload("sales.csv", (BASE / "tests/tables/data/sales.csv").read_bytes())
+    sheets = workbooks.read_upload("sales.csv", (BASE / "tests/tables/data/sales.csv").read_bytes())
     workbook = tables_services.create_workbook(teacher, "Sales", sheets, source_name="sales.csv")
     sheet = workbook.sheets.first()
     job = Job.objects.create(owner=teacher, kind="jobs.count", queue="cpu", params={"n": 1})

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.inference.models import Generation
-from apps.tables import services
+from apps.tables import services, workbooks
 from apps.tables.models import Sheet, TableMessage
 from tests.factories import UserFactory
 
@@ -47,7 +47,7 @@ def no_horizontal_overflow(page) -> None:
 
 def test_stream_chart_change_undo_failure_and_phone_width(page, log_in, live_stack, screenshot):
     user = UserFactory(username="e2e-trust", role="researcher")
-    sales = services.clean_frame(pd.read_csv(DATA / "sales.csv", dtype=str))
+    sales = workbooks.clean_frame(pd.read_csv(DATA / "sales.csv", dtype=str))
     workbook = services.create_workbook(user, "Sales", [("Sales", sales)], source_name="sales.csv")
     services.create_workbook(
         user, "Regions", [("Regions", pd.read_csv(DATA / "regions.csv"))], source_name="regions.csv"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from apps.tables import assistant, services
+from apps.tables import assistant, services, workbooks
 from apps.tables.models import TableMessage
 
 pytestmark = [pytest.mark.live, pytest.mark.model, pytest.mark.django_db(transaction=True)]
@@ -57,11 +57,11 @@ def test_edited_code_makes_a_version_and_undo_restores(live_stack, researcher, s
     assert edited.job.status == "succeeded", edited.job.error
     assert edited.made_version is not None, edited.error
     sheet.refresh_from_db()
-    new = services.load_version(sheet.current_version)
+    new = workbooks.load_version(sheet.current_version)
     assert new["per_unit"].round(1).tolist()[:2] == [100.0, 100.0]
     services.undo(sheet)
     sheet.refresh_from_db()
-    assert "per_unit" not in services.load_version(sheet.current_version).columns
+    assert "per_unit" not in workbooks.load_version(sheet.current_version).columns
 
 
 def test_edited_code_that_escapes_is_refused(live_stack, researcher, sheet):

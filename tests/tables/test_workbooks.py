@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from apps.tables import assistant, services
+from apps.tables import assistant, services, workbooks
 from apps.tables.models import Sheet, Workbook
 
 DATA = Path(__file__).parent / "data"
@@ -60,17 +60,17 @@ def test_huge_upload_is_refused_before_reading(client_for, researcher, settings)
 
 
 def test_non_utf8_csv_is_decoded():
-    sheets = services.read_upload("latin1.csv", (DATA / "latin1.csv").read_bytes())
+    sheets = workbooks.read_upload("latin1.csv", (DATA / "latin1.csv").read_bytes())
     assert "Málaga" in sheets[0][1]["city"].tolist() or "Köln" in sheets[0][1]["city"].tolist()
 
 
 def test_duplicate_and_missing_headers_are_named():
-    frame = services.clean_frame(pd.DataFrame([[1, 2, 3]], columns=["a", "a", "Unnamed: 2"]))
+    frame = workbooks.clean_frame(pd.DataFrame([[1, 2, 3]], columns=["a", "a", "Unnamed: 2"]))
     assert list(frame.columns) == ["a", "a_2", "column_3"]
 
 
 def test_mixed_types_stay_text():
-    frame = services.clean_frame(pd.DataFrame({"x": ["1", "two", "3"]}))
+    frame = workbooks.clean_frame(pd.DataFrame({"x": ["1", "two", "3"]}))
     assert str(frame["x"].dtype) == "string"
 
 
@@ -84,7 +84,7 @@ def test_mixed_types_stay_text():
     ids=["markdown", "html", "tab-separated"],
 )
 def test_pasted_tables(pasted):
-    frame = services.parse_pasted(pasted)
+    frame = workbooks.parse_pasted(pasted)
     assert list(frame.columns) == ["name", "score"]
     assert frame["score"].tolist() == [3, 5]
 
@@ -98,24 +98,24 @@ def make_sheet(owner, frame=None) -> Sheet:
 def test_versions_undo_redo_and_diff(researcher):
     sheet = make_sheet(researcher)
     first = sheet.current_version
-    frame = services.load_version(first)
+    frame = workbooks.load_version(first)
     frame.loc[1, "revenue"] = 1600
     frame["note"] = "x"
     second = services.save_version(sheet, frame, "edit")
     assert second.parent == first
-    diff = services.diff_frames(services.load_version(first), services.load_version(second))
+    diff = workbooks.diff_frames(workbooks.load_version(first), workbooks.load_version(second))
     assert diff["added_columns"] == ["note"]
     assert diff["changed_cells"] == [{"row": 1, "column": "revenue", "before": 1500, "after": 1600}]
     assert services.undo(sheet) == first
     assert Sheet.objects.get(pk=sheet.pk).current_version == first
     assert services.undo(sheet) is None  # nothing before the upload
     assert services.redo(sheet) == second
-    assert services.load_version(first)["revenue"].tolist()[1] == 1500  # never changed in place
+    assert workbooks.load_version(first)["revenue"].tolist()[1] == 1500  # never changed in place
 
 
 def test_csv_export_neutralizes_formulas():
     frame = pd.DataFrame({"cell": ['=HYPERLINK("http://evil")', "+1", "-2", "@SUM(A1)", "safe"]})
-    text = services.export_csv(frame).decode("utf-8-sig")
+    text = workbooks.export_csv(frame).decode("utf-8-sig")
     assert "'=HYPERLINK" in text
     assert "'+1" in text
     assert "'@SUM" in text
@@ -124,7 +124,7 @@ def test_csv_export_neutralizes_formulas():
 
 def test_xlsx_export_writes_formulas_as_text():
     frame = pd.DataFrame({"cell": ["=1+1", "plain"], "n": [1, 2]})
-    book = load_workbook(io.BytesIO(services.export_xlsx(frame)))
+    book = load_workbook(io.BytesIO(workbooks.export_xlsx(frame)))
     cell = book.active["A2"]
     assert cell.value == "=1+1"
     assert cell.data_type == "s"
@@ -172,10 +172,10 @@ def test_code_extraction_and_agreement():
 def test_merge_key_proposal_and_merge(researcher):
     sales = make_sheet(researcher)
     regions = make_sheet(researcher, pd.read_csv(DATA / "regions.csv"))
-    left, right = services.load_version(sales.current_version), services.load_version(regions.current_version)
+    left, right = workbooks.load_version(sales.current_version), workbooks.load_version(regions.current_version)
     assert assistant.propose_merge_keys(left, right)[0]["key"] == "region"
     version = assistant.merge_sheets(sales, regions, "region")
-    merged = services.load_version(version)
+    merged = workbooks.load_version(version)
     assert "manager" in merged.columns
     assert merged.loc[merged["region"] == "South", "manager"].iloc[0] == "Bo"
 

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 from openpyxl import Workbook as XlsxWorkbook
 
-from apps.tables import services
+from apps.tables import workbooks
 from apps.tables.xlsx import declared_cells
 
 pytestmark = pytest.mark.django_db
@@ -53,8 +53,8 @@ def test_a_zip_bomb_is_refused_from_its_directory_before_parsing(settings):
     )
     assert len(bomb) < 200_000
     started = time.perf_counter()
-    with pytest.raises(services.TableInputError, match=r"bomb\.xlsx unpacks to 40\.\d MB, more than the 5\.0 MB"):
-        services.read_upload("bomb.xlsx", bomb)
+    with pytest.raises(workbooks.TableInputError, match=r"bomb\.xlsx unpacks to 40\.\d MB, more than the 5\.0 MB"):
+        workbooks.read_upload("bomb.xlsx", bomb)
     assert time.perf_counter() - started < 1.0  # the directory alone decided
 
 
@@ -74,8 +74,8 @@ def test_a_lying_directory_gains_nothing(settings):
             if bytes(patched[start + name_offset : start + name_offset + len(name)]) == name:
                 patched[start + size_offset : start + size_offset + 4] = struct.pack("<I", 2000)
     started = time.perf_counter()
-    with pytest.raises(services.TableInputError, match="not a readable XLSX file"):
-        services.read_upload("liar.xlsx", bytes(patched))
+    with pytest.raises(workbooks.TableInputError, match="not a readable XLSX file"):
+        workbooks.read_upload("liar.xlsx", bytes(patched))
     assert time.perf_counter() - started < 2.0
 
 
@@ -85,8 +85,8 @@ def test_declared_dimensions_past_the_cell_limit_are_refused_before_parsing(sett
         plain_xlsx([["a", "b"], [1, 2]]),
         {SHEET: lambda xml: re.sub(rb'<dimension ref="[^"]+"', b'<dimension ref="A1:ZZ100000"', xml)},
     )
-    with pytest.raises(services.TableInputError, match=r"declares 70,200,000 cells; the limit is 10,000"):
-        services.read_upload("claims.xlsx", claims)
+    with pytest.raises(workbooks.TableInputError, match=r"declares 70,200,000 cells; the limit is 10,000"):
+        workbooks.read_upload("claims.xlsx", claims)
 
 
 def test_cells_are_counted_while_streaming_when_no_dimension_is_declared(settings):
@@ -94,10 +94,10 @@ def test_cells_are_counted_while_streaming_when_no_dimension_is_declared(setting
     rows = [["n", "square", "cube"]] + [[i, i * i, i**3] for i in range(600)]  # 1,803 cells
     hidden = rewrite(plain_xlsx(rows), {SHEET: lambda xml: re.sub(rb"<dimension [^>]*/>", b"", xml)})
     assert declared_cells(zipfile.ZipFile(io.BytesIO(hidden)).read(SHEET)[:4096]) == 0
-    with pytest.raises(services.TableInputError, match=r"has more than 1,00\d cells; the limit is 1,000"):
-        services.read_upload("many.xlsx", hidden)
+    with pytest.raises(workbooks.TableInputError, match=r"has more than 1,00\d cells; the limit is 1,000"):
+        workbooks.read_upload("many.xlsx", hidden)
     settings.TABLES_MAX_CELLS = 2_000
-    [(name, frame)] = services.read_upload("many.xlsx", hidden)
+    [(name, frame)] = workbooks.read_upload("many.xlsx", hidden)
     assert (name, frame.shape, int(frame["cube"].iloc[-1])) == ("Data", (600, 3), 599**3)
 
 
@@ -164,7 +164,7 @@ def test_external_links_and_macros_are_read_as_values_only(client_for, researche
     archive = zipfile.ZipFile(io.BytesIO(data))
     assert b"<v>42</v>" in archive.read(SHEET)  # the generated file really has a cached formula
     assert "xl/externalLinks/externalLink1.xml" in archive.namelist()
-    [(name, frame)] = services.read_upload("linked.xlsx", data)
+    [(name, frame)] = workbooks.read_upload("linked.xlsx", data)
     assert name == "Data"
     assert frame["amount"].tolist() == [42, 7]  # the cached value, not the formula text
     assert not frame.astype(str).apply(lambda column: column.str.contains("Secrets|=", regex=True)).any().any()
@@ -174,13 +174,13 @@ def test_external_links_and_macros_are_read_as_values_only(client_for, researche
     from apps.tables.models import Sheet
 
     client_for(researcher).post("/tables/", {"file": SimpleUploadedFile("linked.xlsx", data)}, follow=True)
-    stored = services.load_version(Sheet.objects.get(workbook__owner=researcher).current_version)
+    stored = workbooks.load_version(Sheet.objects.get(workbook__owner=researcher).current_version)
     assert stored["amount"].tolist() == [42, 7]
 
 
 def test_an_ordinary_workbook_still_reads_with_types():
     data = plain_xlsx([["region", "units", "price"], ["north", 3, 2.5], ["south", None, 4.0], [None, None, None]])
-    [(name, frame)] = services.read_upload("ok.xlsx", data)
+    [(name, frame)] = workbooks.read_upload("ok.xlsx", data)
     assert name == "Data"
     assert list(frame.columns) == ["region", "units", "price"]
     assert frame.shape == (2, 3)
