@@ -13,7 +13,7 @@ from pydantic import ConfigDict, create_model
 from apps.accounts import services as account_services
 from apps.accounts.api_area import area_auth
 from apps.accounts.models import Cohort
-from apps.pbl import board, dashboard, events, present, replies, schema, services
+from apps.pbl import board, dashboard, deliverable, events, exams, milestones, present, replies, schema, services
 from apps.pbl.models import ChatMessage, MilestoneSubmission, Project, ProjectRun, Team
 from apps.pbl.orchestrator import DEFAULT_THRESHOLDS
 from apps.pbl.present import message_out, submission_out, workspace_out
@@ -172,14 +172,14 @@ def exam(request, run_id: int, kind: str):
     run = get_run(run_id)
     if not (run.cohort.students.filter(pk=request.auth.pk).exists() or services.is_run_teacher(request.auth, run)):
         raise HttpError(403, "Not your class.")
-    return {"kind": kind, "questions": services.exam_questions(run, kind)}
+    return {"kind": kind, "questions": exams.exam_questions(run, kind)}
 
 
 @router.post("/pbl/runs/{run_id}/exams/{kind}")
 def answer_exam(request, run_id: int, kind: str, payload: AnswersIn):
     run = get_run(run_id)
-    attempt = services.submit_exam(request.auth, run, kind, payload.answers)
-    summary = services.exam_summary(run, request.auth)
+    attempt = exams.submit_exam(request.auth, run, kind, payload.answers)
+    summary = exams.exam_summary(run, request.auth)
     return {
         "score": attempt.score,
         "max_score": attempt.max_score,
@@ -194,7 +194,7 @@ def answer_exam(request, run_id: int, kind: str, payload: AnswersIn):
 @router.get("/pbl/teams/{team_id}/workspace")
 def workspace(request, team_id: int):
     team = get_team(request, team_id)
-    return workspace_out(services.workspace_state(request.auth, team), teacher=is_teacher_of(request, team))
+    return workspace_out(present.workspace_state(request.auth, team), teacher=is_teacher_of(request, team))
 
 
 @router.post("/pbl/teams/{team_id}/messages")
@@ -232,7 +232,7 @@ def messages(request, team_id: int, after: int = 0):
 @router.put("/pbl/teams/{team_id}/document")
 def save_document(request, team_id: int, payload: DocumentIn):
     team = get_team(request, team_id)
-    return services.save_document(request.auth, team, payload.text, payload.base_version, stage_key=payload.stage)
+    return deliverable.save_document(request.auth, team, payload.text, payload.base_version, stage_key=payload.stage)
 
 
 @router.get("/pbl/teams/{team_id}/document/versions")
@@ -249,7 +249,7 @@ def document_versions(request, team_id: int):
             "created_at": v.created_at.isoformat(),
             "text": v.text,
         }
-        for v in services.document_versions(team)
+        for v in deliverable.document_versions(team)
     ]
 
 
@@ -286,7 +286,7 @@ def delete_task(request, team_id: int, task_id: int):
 
 @router.post("/pbl/teams/{team_id}/milestones/{milestone_key}/submit")
 def submit_milestone(request, team_id: int, milestone_key: str):
-    return submission_out(services.submit_milestone(request.auth, get_team(request, team_id), milestone_key))
+    return submission_out(milestones.submit_milestone(request.auth, get_team(request, team_id), milestone_key))
 
 
 @router.get("/pbl/submissions/{submission_id}")
@@ -371,7 +371,7 @@ def override(request, submission_id: int, payload: OverrideIn):
     found = MilestoneSubmission.objects.select_related("team__run__cohort").filter(pk=submission_id).first()
     if found is None:
         raise HttpError(404, "No such submission")
-    services.override_submission(request.auth, found, payload.verdict, payload.note)
+    milestones.override_submission(request.auth, found, payload.verdict, payload.note)
     found.refresh_from_db()
     return submission_out(found)
 

@@ -10,7 +10,7 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from apps.jobs.consumers import CLOSE_FORBIDDEN
-from apps.pbl import dashboard, services
+from apps.pbl import dashboard, present, services
 from apps.pbl.events import run_group, team_group
 from apps.pbl.models import ChatMessage, ProjectRun, Team
 
@@ -33,7 +33,7 @@ def render_message(message_id: int, user, team_id: int) -> tuple[int, str] | Non
 
 def render_panels(user, team_id: int) -> str:
     team = Team.objects.select_related("run__project").get(pk=team_id)
-    state = services.workspace_state(user, team)
+    state = present.workspace_state(user, team)
     state.pop("chat_messages")
     return render_to_string("pbl/workspace.html#live-panels", {**state, "user": user, "oob": True})
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from apps.pbl.exams import normalized_gain
 from apps.pbl.models import ChatMessage, Event, ExamAttempt, MilestoneSubmission, ProjectRun
 from apps.pbl.orchestrator import ACTIVE_VERBS, SCAFFOLD_TYPES, thresholds_for
-from apps.pbl.services import normalized_gain
 
 VERB_COLORS = {
     "posted": "#3657d6",

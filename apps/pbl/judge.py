@@ -128,7 +128,8 @@ def evaluate(job: Job) -> dict:
             team=team, kind=MessageKind.SYSTEM, text=summary.strip(), meta={"submission": submission.pk, "judge": True}
         )
         publish_team(team.pk, {"type": "pbl.message", "message_id": note.pk})
-        from apps.pbl.services import maybe_advance, trigger_orchestrator
+        from apps.pbl.milestones import maybe_advance
+        from apps.pbl.services import trigger_orchestrator
 
         maybe_advance(team)
         trigger_orchestrator(submission.submitted_by_id, team.run_id)

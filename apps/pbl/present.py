@@ -1,13 +1,20 @@
 """How chat messages and workspaces look to the outside (API JSON, page context)."""
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpResponse
 from django.utils import timezone
 
+from apps.accounts.models import Role, User
 from apps.jobs.models import JobStatus
 from apps.jobs.services import queue_wait
 from apps.pbl import events
-from apps.pbl.models import ChatMessage, Event, MessageStatus, ProjectRun
+from apps.pbl.deliverable import get_document
+from apps.pbl.exams import exam_summary
+from apps.pbl.milestones import milestone_states
+from apps.pbl.models import ChatMessage, Event, MessageStatus, ProjectRun, Team
+from apps.pbl.services import can_view_team, visible_messages
 
 WAITING_STATES = frozenset({"queued", "unavailable", "thinking", "streaming"})
 RETRYABLE_STATES = frozenset({"failed", "cancelled"})
@@ -156,3 +163,35 @@ def events_csv_download(run: ProjectRun) -> HttpResponse:
     response = HttpResponse(events.events_csv(run_events(run)), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="pbl-run-{run.pk}-events.csv"'
     return response
+
+
+def workspace_state(user: User, team: Team) -> dict:
+    """Everything a workspace shows, as plain data (the API returns it; the page renders it)."""
+    if not can_view_team(user, team):
+        raise PermissionDenied("This is another team's workspace.")
+    run, project = team.run, team.run.project
+    stages = []
+    for index, stage in enumerate(project.stages):
+        status = "done" if index < team.current_stage else "current" if index == team.current_stage else "upcoming"
+        stages.append(
+            {
+                "stage": stage,
+                "index": index,
+                "status": status,
+                "milestones": milestone_states(team, stage) if index <= team.current_stage else [],
+            }
+        )
+    document = get_document(team)
+    return {
+        "run": run,
+        "project": project,
+        "team": team,
+        "members": list(team.members.order_by("username")),
+        "stages": stages,
+        "stage": team.stage,
+        "document": document,
+        "tasks": list(team.tasks.select_related("assignee").filter(Q(stage_key=document.stage_key) | Q(stage_key=""))),
+        # Not "messages": that name is Django's flash messages in every template.
+        "chat_messages": visible_messages(team),
+        "exams": exam_summary(run, user) if user.role == Role.STUDENT else None,
+    }

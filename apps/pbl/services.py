@@ -1,11 +1,14 @@
-"""PBL studio actions. Each one checks who may do it, changes the database, logs an Event,
-and publishes live updates after commit. Views and the API are thin wrappers around these."""
+"""PBL studio actions: who may do what, projects, runs and teams, the team chat. Each action
+checks who may do it, changes the database, logs an Event, and publishes live updates after
+commit; views and the API are thin wrappers around them. The other actions, by topic (as
+zulip's actions/): deliverable.py (the shared document), milestones.py (submissions, the judge's
+verdicts, stage advance), exams.py, board.py (tasks), replies.py (agent replies); present.py
+reads a workspace for pages and the API."""
 
 import re
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import Cohort, Role, User
@@ -15,26 +18,18 @@ from apps.pbl import schema, textutil
 from apps.pbl.events import log_event, publish_team
 from apps.pbl.models import (
     ChatMessage,
-    Document,
-    DocumentVersion,
-    ExamAttempt,
     MessageKind,
     MessageStatus,
-    MilestoneSubmission,
     Project,
     ProjectRun,
     RunStatus,
     Task,
     Team,
-    Verdict,
 )
 
 MAX_MESSAGE_CHARS = 2000
-MAX_DOCUMENT_CHARS = 100_000
 MAX_AGENTS_PER_MESSAGE = 2
 MENTION = re.compile(r"@([A-Za-z][A-Za-z0-9_]{1,19})\b")
-# A run of this many words shared with a recent agent message counts as copying agent text.
-COPY_RUN_WORDS = 12
 
 
 # ---- who may do what -------------------------------------------------------------------------
@@ -177,7 +172,7 @@ def join_team(user: User, run: ProjectRun, team_name: str) -> Team:
             raise ValidationError(f"Team {name} is full ({Team.MAX_MEMBERS} learners).")
         team.members.add(user)
         log_event(run, "joined", "team", team.pk, team=team, actor=user, result={"created": created})
-        _seed_tasks(team, user)
+        seed_tasks(team, user)
     publish_team(team.pk, {"type": "pbl.refresh", "what": "members"})
     return team
 
@@ -209,12 +204,12 @@ def form_teams(teacher: User, run: ProjectRun, size: int = 3) -> list[Team]:
                 actor=teacher,
                 result={"members": [u.username for u in waiting[start : start + size]]},
             )
-            _seed_tasks(team, teacher)
+            seed_tasks(team, teacher)
             teams.append(team)
     return teams
 
 
-def _seed_tasks(team: Team, user: User) -> None:
+def seed_tasks(team: Team, user: User) -> None:
     """The authored tasks of the current stage start the board (once per team and stage)."""
     stage = team.stage
     if stage is None or team.tasks.filter(stage_key=stage["key"]).exists():
@@ -236,141 +231,6 @@ def teacher_runs(user: User):
     if user.role == Role.ADMIN or user.is_superuser:
         return runs
     return runs.filter(cohort__teacher=user)
-
-
-# ---- the deliverable document ------------------------------------------------------------
-
-
-def get_document(team: Team, stage_key: str | None = None) -> Document:
-    stage = team.run.project.stage_by_key(stage_key) if stage_key else team.stage
-    if stage is None:
-        stage = team.run.project.stages[-1]
-    document, _ = Document.objects.get_or_create(
-        team=team, stage_key=stage["key"], defaults={"text": stage["deliverable"].get("template", "")}
-    )
-    return document
-
-
-def recent_agent_texts(team: Team, limit: int = 20) -> list[ChatMessage]:
-    return list(
-        team.messages.filter(kind__in=[MessageKind.AGENT, MessageKind.ORCHESTRATOR])
-        .exclude(text="")
-        .order_by("-created_at")[:limit]
-    )
-
-
-def save_document(user: User, team: Team, text: str, base_version: int, stage_key: str | None = None) -> dict:
-    """Save a learner's edit with optimistic concurrency. Edited from an older version, the
-    edit is merged with what others saved since (different lines) or kept beside it with
-    conflict markers (same lines). Returns {"outcome": saved|merged|conflict|unchanged, ...}."""
-    require_member(user, team)
-    require_open(team.run)
-    if not isinstance(text, str):
-        raise ValidationError("The document must be text.")
-    if len(text) > MAX_DOCUMENT_CHARS:
-        raise ValidationError(f"The document is too long ({len(text)} characters; the limit is {MAX_DOCUMENT_CHARS}).")
-    text = text.replace("\r\n", "\n")
-    current = team.stage or team.run.project.stages[-1]
-    if stage_key and stage_key != current["key"]:
-        raise ValidationError("This stage's deliverable is finished; reload to work on the current stage.")
-    with transaction.atomic():
-        document = Document.objects.select_for_update().get(pk=get_document(team, stage_key).pk)
-        if base_version > document.version or base_version < 0:
-            raise ValidationError(f"Version {base_version} does not exist (the newest is {document.version}).")
-        outcome, merged_text = "saved", text
-        if base_version != document.version:
-            base_text = _base_text(document, base_version)
-            latest = document.versions.order_by("-number").first()
-            result = textutil.merge3(
-                base_text,
-                text,
-                document.text,
-                ours_label=f"{user.username} (your edit)",
-                theirs_label=f"{latest.author.username} (version {document.version})",
-            )
-            merged_text = result.text
-            outcome = "conflict" if result.conflict else "merged"
-        if merged_text == document.text:
-            return {"outcome": "unchanged", "version": document.version, "text": document.text}
-        previous = document.text
-        document.version += 1
-        document.text = merged_text
-        document.save(update_fields=["version", "text"])
-        added = _added_text(previous, merged_text)
-        version = DocumentVersion.objects.create(
-            document=document,
-            number=document.version,
-            text=merged_text,
-            author=user,
-            base_number=base_version,
-            merged=outcome == "merged",
-            conflict=outcome == "conflict",
-            chars_added=len(added),
-        )
-        log_event(
-            team.run,
-            "edited",
-            "document",
-            f"{team.pk}:{document.stage_key}",
-            team=team,
-            actor=user,
-            result={
-                "version": version.number,
-                "outcome": outcome,
-                "chars_added": len(added),
-                "chars_removed": max(0, len(previous) - len(merged_text) + len(added)),
-            },
-            context={"stage": document.stage_key},
-        )
-        copied = detect_copy(team, added)
-        if copied is not None:
-            log_event(
-                team.run,
-                "copied",
-                "document",
-                f"{team.pk}:{document.stage_key}",
-                team=team,
-                actor=user,
-                result=copied,
-                context={"stage": document.stage_key},
-            )
-            trigger_orchestrator(user.pk, team.run_id)
-    publish_team(team.pk, {"type": "pbl.document", "version": version.number, "author": user.username})
-    return {"outcome": outcome, "version": version.number, "text": merged_text, "copied": copied is not None}
-
-
-def _base_text(document: Document, number: int) -> str:
-    if number == 0:
-        stage = document.team.run.project.stage_by_key(document.stage_key)
-        return stage["deliverable"].get("template", "") if stage else ""
-    version = document.versions.filter(number=number).first()
-    return version.text if version else ""
-
-
-def _added_text(before: str, after: str) -> str:
-    """The lines (and words) that are new in `after`."""
-    from difflib import SequenceMatcher
-
-    old, new = before.split(), after.split()
-    matcher = SequenceMatcher(None, old, new, autojunk=False)
-    return " ".join(
-        " ".join(new[j1:j2]) for tag, _i1, _i2, j1, j2 in matcher.get_opcodes() if tag in ("insert", "replace")
-    )
-
-
-def detect_copy(team: Team, added: str) -> dict | None:
-    """Added text sharing a long run of words with a recent agent message counts as copied."""
-    if len(textutil.words(added)) < COPY_RUN_WORDS:
-        return None
-    for message in recent_agent_texts(team):
-        run = textutil.longest_common_run(added, message.text)
-        if run >= COPY_RUN_WORDS:
-            return {"from": message.speaker, "message": message.pk, "shared_words": run}
-    return None
-
-
-def document_versions(team: Team, stage_key: str | None = None):
-    return get_document(team, stage_key).versions.select_related("author")
 
 
 # ---- chat --------------------------------------------------------------------------------
@@ -502,280 +362,3 @@ def trigger_orchestrator(user_id: int, run_id: int) -> None:
 def visible_messages(team: Team, limit: int = 200) -> list[ChatMessage]:
     messages = team.messages.select_related("author", "job").order_by("-created_at", "-pk")[:limit]
     return list(reversed(messages))
-
-
-# ---- milestones --------------------------------------------------------------------------
-
-
-def milestone_states(team: Team, stage: dict) -> list[dict]:
-    submissions = list(team.submissions.filter(stage_key=stage["key"]).order_by("-created_at"))
-    states = []
-    for milestone in stage["milestones"]:
-        mine = [s for s in submissions if s.milestone_key == milestone["key"]]
-        latest = mine[0] if mine else None
-        complete = any(s.effective_verdict == Verdict.COMPLETE for s in mine)
-        states.append({"milestone": milestone, "latest": latest, "complete": complete, "attempts": len(mine)})
-    return states
-
-
-def submit_milestone(user: User, team: Team, milestone_key: str) -> MilestoneSubmission:
-    """Submit the current deliverable for one milestone of the current stage; a judge job evaluates it."""
-    require_member(user, team)
-    require_open(team.run)
-    stage = team.stage
-    if stage is None:
-        raise ValidationError("Your team has finished every stage.")
-    milestone = next((m for m in stage["milestones"] if m["key"] == milestone_key), None)
-    if milestone is None:
-        raise ValidationError(f"The current stage has no milestone {milestone_key!r}.")
-    state = next(s for s in milestone_states(team, stage) if s["milestone"]["key"] == milestone_key)
-    if state["complete"]:
-        raise ValidationError("This milestone is already complete.")
-    if state["latest"] is not None and not state["latest"].evaluated:
-        raise ValidationError("This milestone is being evaluated; wait for the feedback.")
-    document = get_document(team)
-    if len(textutil.words(document.text)) < 5:
-        raise ValidationError("Write your deliverable first: the document is (nearly) empty.")
-    with transaction.atomic():
-        job = create_job(user, "pbl.judge", {"team": team.pk})
-        submission = MilestoneSubmission.objects.create(
-            team=team,
-            stage_key=stage["key"],
-            milestone_key=milestone_key,
-            submitted_by=user,
-            text=document.text,
-            job=job,
-        )
-        log_event(
-            team.run,
-            "submitted",
-            "milestone",
-            f"{stage['key']}/{milestone_key}",
-            team=team,
-            actor=user,
-            result={"submission": submission.pk, "document_version": document.version},
-            context={"stage": stage["key"]},
-        )
-    publish_team(team.pk, {"type": "pbl.refresh", "what": "stage"})
-    return submission
-
-
-def override_submission(teacher: User, submission: MilestoneSubmission, verdict: str, note: str = "") -> None:
-    require_run_teacher(teacher, submission.team.run)
-    if verdict not in Verdict.values:
-        raise ValidationError("The verdict must be complete or needs_revision.")
-    with transaction.atomic():
-        submission.override_verdict = verdict
-        submission.override_by = teacher
-        submission.override_note = note[:2000]
-        submission.save(update_fields=["override_verdict", "override_by", "override_note"])
-        team = submission.team
-        log_event(
-            team.run,
-            "overrode",
-            "milestone",
-            f"{submission.stage_key}/{submission.milestone_key}",
-            team=team,
-            actor=teacher,
-            result={"submission": submission.pk, "verdict": verdict, "judge": submission.verdict, "note": note[:500]},
-            context={"stage": submission.stage_key},
-        )
-        maybe_advance(team)
-    publish_team(submission.team_id, {"type": "pbl.refresh", "what": "stage"})
-
-
-def maybe_advance(team: Team) -> bool:
-    """Advance the team's stage when every milestone of it has a complete evaluated (or
-    teacher-overridden) submission. Nothing else moves a stage: not a chat, not an agent."""
-    team = Team.objects.select_for_update().get(pk=team.pk)
-    stage = team.stage
-    if stage is None or not all(s["complete"] for s in milestone_states(team, stage)):
-        return False
-    now = timezone.now()
-    minutes = (now - team.stage_started_at).total_seconds() / 60
-    log_event(
-        team.run,
-        "completed",
-        "stage",
-        stage["key"],
-        team=team,
-        actor_name="judge",
-        result={"minutes": round(minutes, 1), "stage_index": team.current_stage},
-        context={"stage": stage["key"]},
-    )
-    team.current_stage += 1
-    team.stage_started_at = now
-    nxt = team.stage
-    if nxt is None:
-        team.finished_at = now
-        text = (
-            f"Stage “{stage['title']}” is complete, and with it the whole project. Well done! Take the post-exam next."
-        )
-    else:
-        text = f"Stage “{stage['title']}” is complete. Next: “{nxt['title']}”. {nxt.get('goal', '')}"
-    team.save(update_fields=["current_stage", "stage_started_at", "finished_at"])
-    if nxt is not None:
-        log_event(
-            team.run,
-            "advanced",
-            "stage",
-            nxt["key"],
-            team=team,
-            actor_name="judge",
-            result={"stage_index": team.current_stage},
-            context={"stage": nxt["key"]},
-        )
-        first = team.members.first()
-        if first is not None:
-            _seed_tasks(team, first)
-    message = ChatMessage.objects.create(team=team, kind=MessageKind.SYSTEM, text=text)
-    publish_team(team.pk, {"type": "pbl.message", "message_id": message.pk})
-    publish_team(team.pk, {"type": "pbl.refresh", "what": "stage"})
-    return True
-
-
-# ---- exams -------------------------------------------------------------------------------
-
-
-def exam_questions(run: ProjectRun, kind: str) -> list[dict]:
-    """The questions without their keys."""
-    if kind not in ("pre", "post"):
-        raise ValidationError("The exam is pre or post.")
-    return [
-        {key: value for key, value in question.items() if key in ("key", "kind", "prompt", "options", "points")}
-        for question in run.project.spec["exams"][kind]
-    ]
-
-
-def grade_question(question: dict, answer) -> dict:
-    points = float(question.get("points", 1))
-    if question["kind"] == "mc":
-        try:
-            chosen = int(answer)
-        except (TypeError, ValueError):
-            chosen = None
-        correct = chosen == question["answer"]
-        return {
-            "key": question["key"],
-            "points": points if correct else 0.0,
-            "max_points": points,
-            "correct": correct,
-            "feedback": "" if correct else f"The answer was: {question['options'][question['answer']]}",
-        }
-    text = str(answer or "")[:5000]
-    rubric = question["rubric"]
-    hits = textutil.keyword_hits(text, rubric["keywords"])
-    need = rubric.get("min_matches", 1)
-    earned = round(points * min(1.0, len(hits) / need), 2)
-    feedback = f"Matched: {', '.join(hits)}." if hits else "Your answer did not mention the key ideas."
-    if rubric.get("model_answer"):
-        feedback += f" A good answer: {rubric['model_answer']}"
-    return {
-        "key": question["key"],
-        "points": earned,
-        "max_points": points,
-        "correct": earned >= points,
-        "feedback": feedback,
-        "matched": hits,
-    }
-
-
-def submit_exam(user: User, run: ProjectRun, kind: str, answers: dict) -> ExamAttempt:
-    if user.role != Role.STUDENT or not run.cohort.students.filter(pk=user.pk).exists():
-        raise PermissionDenied("Only the class's students take its exams.")
-    if run.status == RunStatus.DRAFT:
-        raise ValidationError("This project has not started.")
-    if kind not in ("pre", "post"):
-        raise ValidationError("The exam is pre or post.")
-    if kind == "post" and not ExamAttempt.objects.filter(run=run, learner=user, kind="pre").exists():
-        raise ValidationError("Take the pre-exam first.")
-    if not isinstance(answers, dict):
-        raise ValidationError("Answers must map question keys to answers.")
-    questions = run.project.spec["exams"][kind]
-    graded = [grade_question(q, answers.get(q["key"])) for q in questions]
-    with transaction.atomic():
-        if ExamAttempt.objects.filter(run=run, learner=user, kind=kind).exists():
-            raise ValidationError(f"You have already taken the {kind}-exam.")
-        attempt = ExamAttempt.objects.create(
-            run=run,
-            learner=user,
-            kind=kind,
-            answers={q["key"]: answers.get(q["key"]) for q in questions},
-            graded=graded,
-            score=sum(g["points"] for g in graded),
-            max_score=sum(g["max_points"] for g in graded),
-        )
-        team = learner_team(user, run)
-        for item in graded:
-            log_event(
-                run,
-                "answered",
-                "question",
-                f"{kind}/{item['key']}",
-                team=team,
-                actor=user,
-                result={"score": item["points"], "max": item["max_points"], "correct": item["correct"]},
-            )
-        log_event(
-            run,
-            "completed",
-            "exam",
-            kind,
-            team=team,
-            actor=user,
-            result={"score": attempt.score, "max": attempt.max_score, "scaled": round(attempt.fraction, 3)},
-        )
-    return attempt
-
-
-def normalized_gain(pre: float | None, post: float | None) -> float | None:
-    """Hake's normalized gain (post - pre) / (1 - pre) on 0..1 scores; None when undefined."""
-    if pre is None or post is None or pre >= 1:
-        return None
-    return round((post - pre) / (1 - pre), 3)
-
-
-def exam_summary(run: ProjectRun, user: User) -> dict:
-    attempts = {a.kind: a for a in ExamAttempt.objects.filter(run=run, learner=user)}
-    pre, post = attempts.get("pre"), attempts.get("post")
-    return {
-        "pre": pre.fraction if pre else None,
-        "post": post.fraction if post else None,
-        "gain": normalized_gain(pre.fraction if pre else None, post.fraction if post else None),
-        "attempts": attempts,
-    }
-
-
-# ---- reading a workspace -----------------------------------------------------------------
-
-
-def workspace_state(user: User, team: Team) -> dict:
-    """Everything a workspace shows, as plain data (the API returns it; the page renders it)."""
-    if not can_view_team(user, team):
-        raise PermissionDenied("This is another team's workspace.")
-    run, project = team.run, team.run.project
-    stages = []
-    for index, stage in enumerate(project.stages):
-        status = "done" if index < team.current_stage else "current" if index == team.current_stage else "upcoming"
-        stages.append(
-            {
-                "stage": stage,
-                "index": index,
-                "status": status,
-                "milestones": milestone_states(team, stage) if index <= team.current_stage else [],
-            }
-        )
-    document = get_document(team)
-    return {
-        "run": run,
-        "project": project,
-        "team": team,
-        "members": list(team.members.order_by("username")),
-        "stages": stages,
-        "stage": team.stage,
-        "document": document,
-        "tasks": list(team.tasks.select_related("assignee").filter(Q(stage_key=document.stage_key) | Q(stage_key=""))),
-        # Not "messages": that name is Django's flash messages in every template.
-        "chat_messages": visible_messages(team),
-        "exams": exam_summary(run, user) if user.role == Role.STUDENT else None,
-    }

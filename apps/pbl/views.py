@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts import services as account_services
 from apps.accounts.models import Cohort, Role
 from apps.accounts.permissions import area_required, has_role
-from apps.pbl import board, dashboard, events, present, replies, schema, services
+from apps.pbl import board, dashboard, deliverable, events, exams, milestones, present, replies, schema, services
 from apps.pbl import editor as editor_forms
 from apps.pbl.models import ChatMessage, Event, MilestoneSubmission, Project, ProjectRun, Team
 from apps.pbl.orchestrator import THRESHOLD_HELP, thresholds_for
@@ -59,7 +59,7 @@ def index(request):
         )
     runs = []
     for run in services.student_runs(user):
-        runs.append({"run": run, "team": services.learner_team(user, run), "exams": services.exam_summary(run, user)})
+        runs.append({"run": run, "team": services.learner_team(user, run), "exams": exams.exam_summary(run, user)})
     return render(request, "pbl/student_index.html", {"runs": runs, "cohorts": user.cohorts.all()})
 
 
@@ -293,7 +293,7 @@ def run_events(request, run_id: int, fmt: str):
 def submission_override(request, submission_id: int):
     submission = get_object_or_404(MilestoneSubmission.objects.select_related("team__run__cohort"), pk=submission_id)
     try:
-        services.override_submission(
+        milestones.override_submission(
             request.user, submission, request.POST.get("verdict", ""), request.POST.get("note", "")
         )
         messages.success(request, "Verdict overridden.")
@@ -324,7 +324,7 @@ def run_student(request, run_id: int):
             "run": run,
             "team": services.learner_team(request.user, run),
             "teams": run.teams.prefetch_related("members"),
-            "exams": services.exam_summary(run, request.user),
+            "exams": exams.exam_summary(run, request.user),
         },
     )
 
@@ -336,12 +336,12 @@ def exam(request, run_id: int, kind: str):
         raise PermissionDenied("This exam belongs to another class.")
     if kind not in ("pre", "post"):
         raise Http404
-    questions = services.exam_questions(run, kind)
+    questions = exams.exam_questions(run, kind)
     answers: dict = {}
     if request.method == "POST":
         answers = {q["key"]: request.POST.get(q["key"], "") for q in questions}
         try:
-            attempt = services.submit_exam(request.user, run, kind, answers)
+            attempt = exams.submit_exam(request.user, run, kind, answers)
             messages.success(request, f"{kind.capitalize()}-exam done: {attempt.score:g} of {attempt.max_score:g}.")
             return redirect("pbl:run_student", run_id=run.pk)
         except ValidationError as exc:
@@ -352,8 +352,8 @@ def exam(request, run_id: int, kind: str):
 @area_required("pbl")
 def workspace(request, team_id: int):
     team = _team(request, team_id)
-    state = services.workspace_state(request.user, team)
-    versions = services.document_versions(team)[:15]
+    state = present.workspace_state(request.user, team)
+    versions = deliverable.document_versions(team)[:15]
     last_id = state["chat_messages"][-1].pk if state["chat_messages"] else 0
     return render(
         request,
@@ -442,7 +442,7 @@ def task_action(request, team_id: int):
         if error:
             messages.error(request, error)
         return redirect("pbl:workspace", team_id=team.pk)
-    state = services.workspace_state(user, team)
+    state = present.workspace_state(user, team)
     state.pop("chat_messages")
     # 200 even for an error: htmx 2 does not swap 4xx answers, and the board shows the error itself.
     return render(request, "pbl/workspace.html#task-board", {**state, "board_error": error})
@@ -453,7 +453,7 @@ def task_action(request, team_id: int):
 def submit_milestone(request, team_id: int):
     team = _team(request, team_id)
     try:
-        services.submit_milestone(request.user, team, request.POST.get("milestone", ""))
+        milestones.submit_milestone(request.user, team, request.POST.get("milestone", ""))
         messages.success(request, "Submitted: the judge is reading your work. Feedback appears in the chat.")
     except ValidationError as exc:
         messages.error(request, _errors(exc))
@@ -476,12 +476,12 @@ def summary(request, team_id: int):
         {
             "team": team,
             "run": team.run,
-            "state": {k: v for k, v in services.workspace_state(user, team).items() if k != "chat_messages"},
+            "state": {k: v for k, v in present.workspace_state(user, team).items() if k != "chat_messages"},
             "counts": counts,
             "scaffolds": scaffolds,
             "refusals": Event.objects.filter(
                 run=team.run, verb__in=["refused", "downgraded"], result__to=user.username
             ).count(),
-            "exams": services.exam_summary(team.run, user),
+            "exams": exams.exam_summary(team.run, user),
         },
     )

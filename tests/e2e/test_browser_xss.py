@@ -49,7 +49,7 @@ def visit(page, url: str, fields: list[str], fired: list[str]) -> None:
 
 def test_payloads_in_free_text_fields_stay_inert(page, live_server):
     from apps.kbqa.models import KnowledgeBase, Question
-    from apps.pbl import board, services
+    from apps.pbl import board, deliverable, services
     from apps.pbl.models import ChatMessage, MessageKind, ProjectRun, RunStatus
     from apps.tables import services as tables
 
@@ -81,7 +81,8 @@ def test_payloads_in_free_text_fields_stay_inert(page, live_server):
     team = services.join_team(learner, run, payload("team")[:80])
     ChatMessage.objects.create(team=team, kind=MessageKind.LEARNER, author=learner, text=payload("chat"))
     board.add_task(learner, team, payload("task")[:200])
-    services.save_document(learner, team, payload("deliverable"), base_version=services.get_document(team).version)
+    version = deliverable.get_document(team).version
+    deliverable.save_document(learner, team, payload("deliverable"), base_version=version)
     page.context.clear_cookies()
     sign_in(page, live_server, learner)
     visit(page, f"{live_server.url}/pbl/teams/{team.pk}/", ["chat", "task", "deliverable", "driving-question"], fired)

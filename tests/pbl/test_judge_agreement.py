@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.pbl import dashboard, services
+from apps.pbl import dashboard, milestones
 from apps.pbl.models import MilestoneSubmission, Verdict
 
 pytestmark = pytest.mark.django_db
@@ -26,8 +26,8 @@ def test_agreement_counts_only_overridden_verdicts(teacher, run, team, learners,
     agreed = submit(team, lena, Verdict.COMPLETE)
     disagreed = submit(team, lena, Verdict.COMPLETE)
     submit(team, lena, Verdict.NEEDS_REVISION)  # never overridden: not part of the agreement
-    services.override_submission(teacher, agreed, Verdict.COMPLETE, "right")
-    services.override_submission(teacher, disagreed, Verdict.NEEDS_REVISION, "too generous")
+    milestones.override_submission(teacher, agreed, Verdict.COMPLETE, "right")
+    milestones.override_submission(teacher, disagreed, Verdict.NEEDS_REVISION, "too generous")
 
     judge = dashboard.dashboard_data(run)["judge"]
     assert (judge["evaluated"], judge["overridden"], judge["agreed"]) == (3, 2, 1)

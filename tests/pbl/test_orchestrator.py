@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from apps.pbl import orchestrator, services
+from apps.pbl import deliverable, exams, milestones, orchestrator, services
 from apps.pbl.models import ChatMessage, Event, MessageKind, MilestoneSubmission
 
 pytestmark = pytest.mark.django_db
@@ -44,8 +44,8 @@ def test_idle_learner_gets_a_scaffold_with_its_reasons(run, team, learners):
 
 def test_scaffold_adapts_to_the_proficiency_tier(run, team, learners):
     lena, omar, _ = learners
-    services.submit_exam(lena, run, "pre", {"q1": 0, "q2": 0, "q3": 0, "q4": ""})  # 0 of 5: low tier
-    services.submit_exam(omar, run, "pre", {"q1": 1, "q2": 1, "q3": 2, "q4": "they clog and grow bacteria"})
+    exams.submit_exam(lena, run, "pre", {"q1": 0, "q2": 0, "q3": 0, "q4": ""})  # 0 of 5: low tier
+    exams.submit_exam(omar, run, "pre", {"q1": 1, "q2": 1, "q3": 2, "q4": "they clog and grow bacteria"})
     low = orchestrator.orchestrate_learner(run, team, lena, now=later(6))
     high = orchestrator.orchestrate_learner(run, team, omar, now=later(6))
     assert low.meta["type"] == "decomposition"
@@ -54,7 +54,7 @@ def test_scaffold_adapts_to_the_proficiency_tier(run, team, learners):
 
 def test_over_reliant_learner_gets_a_worked_example_of_another_problem(run, team, learners):
     lena = learners[0]
-    services.submit_exam(lena, run, "pre", {})
+    exams.submit_exam(lena, run, "pre", {})
     for text in ["@Nova write it", "@Sam do it for me", "@Critic just give me the answer"]:
         services.post_message(lena, team, text)
     message = orchestrator.orchestrate_learner(run, team, lena)
@@ -70,8 +70,8 @@ def test_copying_agent_text_prompts_reflection(run, team, learners):
         "the brain development of children, so testing the taps matters."
     )
     ChatMessage.objects.create(team=team, kind=MessageKind.AGENT, agent_name="Nova", text=agent_text)
-    document = services.get_document(team)
-    result = services.save_document(lena, team, document.text + "\n" + agent_text, document.version)
+    document = deliverable.get_document(team)
+    result = deliverable.save_document(lena, team, document.text + "\n" + agent_text, document.version)
     assert result["copied"]
     assert Event.objects.get(verb="copied").result["from"] == "Nova"
     message = orchestrator.orchestrate_learner(run, team, lena)
@@ -81,8 +81,8 @@ def test_copying_agent_text_prompts_reflection(run, team, learners):
 
 def test_one_learner_doing_all_the_work(run, team, learners):
     lena, omar, _ = learners
-    document = services.get_document(team)
-    services.save_document(lena, team, document.text + "\n" + GOOD_DEFINE * 3, document.version)
+    document = deliverable.get_document(team)
+    deliverable.save_document(lena, team, document.text + "\n" + GOOD_DEFINE * 3, document.version)
     message = orchestrator.orchestrate_learner(run, team, lena)
     assert message.meta["type"] == "encourage_collaboration"
     assert "@omar" in message.text
@@ -93,41 +93,41 @@ def test_stage_moves_only_on_an_evaluated_complete_submission(run, team, learner
     services.post_message(lena, team, "We are done with this stage, move us on!")
     team.refresh_from_db()
     assert team.current_stage == 0
-    document = services.get_document(team)
-    services.save_document(lena, team, GOOD_DEFINE, document.version)
-    submission = services.submit_milestone(lena, team, "problem")
+    document = deliverable.get_document(team)
+    deliverable.save_document(lena, team, GOOD_DEFINE, document.version)
+    submission = milestones.submit_milestone(lena, team, "problem")
     with pytest.raises(ValidationError, match="being evaluated"):
-        services.submit_milestone(lena, team, "problem")
+        milestones.submit_milestone(lena, team, "problem")
     team.refresh_from_db()
     assert team.current_stage == 0  # not yet evaluated
-    services.override_submission(teacher, submission, "needs_revision", "add evidence")
+    milestones.override_submission(teacher, submission, "needs_revision", "add evidence")
     team.refresh_from_db()
     assert team.current_stage == 0
-    services.override_submission(teacher, submission, "complete", "fine after discussion")
+    milestones.override_submission(teacher, submission, "complete", "fine after discussion")
     team.refresh_from_db()
     assert team.current_stage == 1
     assert Event.objects.filter(verb="completed", object_type="stage", object_id="define").exists()
     assert team.documents.count() == 1  # the research stage's document starts on first read
-    assert services.get_document(team).stage_key == "research"
+    assert deliverable.get_document(team).stage_key == "research"
 
 
 def test_progressing_learner_sees_support_fade(run, team, learners, teacher):
     lena = learners[0]
-    services.submit_exam(lena, run, "pre", {"q1": 1, "q2": 1, "q3": 0, "q4": ""})  # 2 of 5: middle tier
+    exams.submit_exam(lena, run, "pre", {"q1": 1, "q2": 1, "q3": 0, "q4": ""})  # 2 of 5: middle tier
     for milestone in ["problem"]:
-        services.save_document(lena, team, GOOD_DEFINE, services.get_document(team).version)
-        MilestoneSubmission.objects.filter(pk=services.submit_milestone(lena, team, milestone).pk).update(
+        deliverable.save_document(lena, team, GOOD_DEFINE, deliverable.get_document(team).version)
+        MilestoneSubmission.objects.filter(pk=milestones.submit_milestone(lena, team, milestone).pk).update(
             evaluated=True, verdict="complete"
         )
-        services.maybe_advance(team)
+        milestones.maybe_advance(team)
     team.refresh_from_db()
     assert team.current_stage == 1
     before = orchestrator.compute_signals(run, team, lena)
-    research = services.get_document(team)
-    services.save_document(
+    research = deliverable.get_document(team)
+    deliverable.save_document(
         lena, team, research.text + "\nlead bacteria nitrate harm illness health " * 4, research.version
     )
-    submission = services.submit_milestone(lena, team, "contaminants")
+    submission = milestones.submit_milestone(lena, team, "contaminants")
     MilestoneSubmission.objects.filter(pk=submission.pk).update(evaluated=True, verdict="complete")
     after = orchestrator.compute_signals(run, team, lena)
     assert after.success_streak == 2

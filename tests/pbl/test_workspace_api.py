@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from apps.accounts.services import create_api_token
-from apps.pbl import services
+from apps.pbl import deliverable, exams, services
 from apps.pbl.models import AppendOnlyError, ChatMessage, DocumentVersion, Event
 from tests.factories import UserFactory
 
@@ -118,7 +118,7 @@ def test_simultaneous_saves_lose_nothing(team, learners):
     """Two real threads save at once from the same base version: row locking serializes
     them and the second merges, so both lines are in the final text."""
     lena, omar, _ = learners
-    template = services.get_document(team).text
+    template = deliverable.get_document(team).text
     edits = {
         lena: template.replace("Who is affected:", "Who is affected: pupils in block B"),
         omar: template.replace("Why it matters:", "Why it matters: lead harms children"),
@@ -128,14 +128,14 @@ def test_simultaneous_saves_lose_nothing(team, learners):
     def save(user):
         try:
             barrier.wait()
-            results.append(services.save_document(user, team, edits[user], 0))
+            results.append(deliverable.save_document(user, team, edits[user], 0))
         finally:
             connection.close()
 
     threads = [threading.Thread(target=save, args=(user,)) for user in edits]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    final = services.get_document(team).text
+    final = deliverable.get_document(team).text
     assert "pupils in block B" in final
     assert "lead harms children" in final
     assert sorted(r["outcome"] for r in results) == ["merged", "saved"]
@@ -241,8 +241,8 @@ def test_exams_grade_and_compute_gain(client, run, team, learners):
     ).json()
     assert post["score"] == 5
     assert post["gain"] == pytest.approx((1.0 - 0.2) / (1 - 0.2))
-    assert services.normalized_gain(0.5, 0.75) == 0.5
-    assert services.normalized_gain(1.0, 1.0) is None
+    assert exams.normalized_gain(0.5, 0.75) == 0.5
+    assert exams.normalized_gain(1.0, 1.0) is None
 
 
 def test_event_log_is_append_only_and_exports(client, run, team, teacher, learners):
