@@ -41,7 +41,7 @@ from apps.inference.backends import GenerationParams  # noqa: E402
 from apps.inference.registry import model_for_role  # noqa: E402
 from apps.inference.services import load_backend  # noqa: E402
 from apps.pbl import boundary, judge  # noqa: E402
-from apps.pbl.agents import RETRIEVE_ENTROPY, agent_messages, grounding, uncertainty  # noqa: E402
+from apps.pbl.agents import RETRIEVE_ENTROPY, agent_messages, grounding, policy_before, uncertainty  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 SPEC = json.loads((BASE_DIR / "apps/pbl/data/clean_water.json").read_text())
@@ -220,7 +220,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def reply_latency(backend) -> None:
     """Agent replies as the worker makes them (apps.pbl.agents._answer): the policy before
-    (constrained label + nearest examples), the short uncertainty draft and retrieval when it
+    (nearest examples, the constrained label where it counts), the short uncertainty draft and retrieval when it
     fires, the streamed reply, the check after it. Fair held-out questions. Each step is timed
     so a slow reply shows where the time goes."""
     questions = [m["text"] for m in HELD_OUT_SET["messages"] if m["label"] == "ok" and m["text"].isascii()]
@@ -230,8 +230,7 @@ def reply_latency(backend) -> None:
     tokens, prompts, fired, stopped = [], [], 0, 0
     for seed, question in enumerate(questions[:REPLIES]):
         start = time.perf_counter()
-        backend.generate_json(boundary.classifier_messages(question, STAGE), choices=boundary.CHOICES)
-        boundary.nearest_scores(question)
+        policy_before(backend, question, STAGE, agent["strictness"])
         policy = time.perf_counter()
         messages, retrieval = grounding(backend, agent, PROJECT, STAGE, question, [], seed=seed)
         drafted = time.perf_counter()

@@ -121,6 +121,24 @@ def grounding(backend, agent: dict, project, stage: dict, request: str, history:
     return agent_messages(agent, project, stage, request, history, resources=chosen), record
 
 
+def policy_before(backend, text: str, stage: dict, strictness: str) -> boundary.BeforeDecision:
+    """The boundary policy before generation. The model's constrained label is asked for only
+    where it could change the decision (boundary.model_label_matters): for most fair questions
+    it cannot, and the call cost seconds before the reply could start on a busy CPU."""
+    nearest = None
+    try:
+        nearest = boundary.nearest_scores(text)
+    except Exception:  # noqa: BLE001  (the rules still apply when the encoder fails)
+        logger.exception("boundary nearest-example check failed")
+    model_label = None
+    if boundary.model_label_matters(text, stage, strictness, nearest):
+        try:
+            model_label = backend.generate_json(boundary.classifier_messages(text, stage), choices=boundary.CHOICES)
+        except Exception:  # noqa: BLE001  (the rules still apply when the classifier fails)
+            logger.exception("boundary classifier failed")
+    return boundary.decide_before(text, stage, strictness, model_label, nearest)
+
+
 def cited_resources(reply: str, retrieved: list[dict]) -> list[str]:
     """Titles of the retrieved resources the reply names or visibly draws on."""
     lowered = reply.lower()
@@ -179,18 +197,8 @@ def _answer(job: Job, message: ChatMessage) -> dict:
     context = {"stage": stage["key"], "agent": agent["name"], "strictness": strictness, "request": request.pk}
     report_progress(job, 0.05, f"{agent['name']} is reading your message")
 
-    # 1. Policy before generation: rules + constrained classification.
-    model_label = None
-    try:
-        model_label = backend.generate_json(boundary.classifier_messages(request.text, stage), choices=boundary.CHOICES)
-    except Exception:  # noqa: BLE001  (the rules still apply when the classifier fails)
-        logger.exception("boundary classifier failed")
-    nearest = None
-    try:
-        nearest = boundary.nearest_scores(request.text)
-    except Exception:  # noqa: BLE001  (the rules still apply when the encoder fails)
-        logger.exception("boundary nearest-example check failed")
-    decision = boundary.decide_before(request.text, stage, strictness, model_label, nearest)
+    # 1. Policy before generation: rules, nearest examples, the constrained label where it counts.
+    decision = policy_before(backend, request.text, stage, strictness)
     message.meta = {
         **message.meta,
         "before": {

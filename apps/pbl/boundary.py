@@ -228,6 +228,22 @@ def decide_before(
     return BeforeDecision("ok", "", model_label=model_label or "")
 
 
+def model_label_matters(text: str, stage: dict, strictness: str, nearest: dict[str, float] | None) -> bool:
+    """Whether the constrained model label could change what decide_before answers. It cannot for
+    lenient agents, for medium ones without a request verb, once a rule or the nearest examples
+    have decided, or when no over-reaching label's nearest score beats "ok" (it would not lean).
+    The worker then skips the model call: one request less before every such reply."""
+    if strictness == "low" or (strictness == "medium" and not ASKING_VERBS.search(text)):
+        return False
+    if rule_check(text, stage)[0] != "ok":
+        return False
+    if nearest and nearest_label(nearest, strictness) != "ok":
+        return False
+    if nearest is None:
+        return True
+    return any(score > nearest.get("ok", 0.0) for label, score in nearest.items() if label != "ok")
+
+
 def _own_content(draft: str, target: str) -> str:
     """The part of a draft that could go into the deliverable: outline lines with blanks and
     sentences that only restate the task or rubric are the learner's to fill, not answers."""
