@@ -99,8 +99,7 @@ def upload_workbook(request, file: UploadedFile = File(...), name: str = Form(""
             413,
             f"The upload is {file.size / 1e6:.1f} MB; the limit is {settings.TABLES_MAX_UPLOAD_BYTES / 1e6:.0f} MB.",
         )
-    sheets = workbooks.read_upload(file.name, file.read())
-    workbook = services.create_workbook(request.auth, name or file.name, sheets, source_name=file.name)
+    workbook = services.import_upload(request.auth, file.name, file.read(), name)
     return Status(201, workbook_out(workbook))
 
 

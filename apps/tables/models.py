@@ -25,6 +25,7 @@ class Sheet(models.Model):
     workbook = models.ForeignKey(Workbook, on_delete=models.CASCADE, related_name="sheets")
     name = models.CharField(max_length=120)
     position = models.PositiveIntegerField(default=0)
+    context = models.TextField(blank=True)  # the text around a table read from a DOCX or PDF
     # Undo and redo move this pointer; versions themselves never change.
     current_version = models.ForeignKey("SheetVersion", null=True, on_delete=models.SET_NULL, related_name="+")
 

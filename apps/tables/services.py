@@ -18,15 +18,40 @@ def create_workbook(
     kind: str = "spreadsheet",
     context: str = "",
     source_name: str = "",
+    contexts: list[str] | None = None,
 ) -> Workbook:
+    """`contexts`: the text around each sheet's table, for tables read from a document."""
+    contexts = contexts or []
     with transaction.atomic():
         workbook = Workbook.objects.create(
             owner=owner, name=name[:200] or "Workbook", kind=kind, context=context, source_name=source_name[:255]
         )
         for position, (sheet_name, frame) in enumerate(sheets):
-            sheet = Sheet.objects.create(workbook=workbook, name=str(sheet_name)[:120], position=position)
+            sheet = Sheet.objects.create(
+                workbook=workbook,
+                name=str(sheet_name)[:120],
+                position=position,
+                context=contexts[position] if position < len(contexts) else "",
+            )
             save_version(sheet, frame, "Uploaded" if source_name else "Pasted")
     return workbook
+
+
+def import_upload(owner, file_name: str, data: bytes, name: str = "") -> Workbook:
+    """An uploaded file as a new workbook: a spreadsheet's sheets, or a document's tables (a
+    sheet each, with the text around it; answered in words by default). The whole file is read
+    and checked first: nothing is saved when it is refused (TableInputError)."""
+    if workbooks.is_document(file_name):
+        tables = workbooks.read_document(file_name, data)
+        return create_workbook(
+            owner,
+            name or file_name,
+            [(table.name, table.frame) for table in tables],
+            kind="document",
+            source_name=file_name,
+            contexts=[table.context for table in tables],
+        )
+    return create_workbook(owner, name or file_name, workbooks.read_upload(file_name, data), source_name=file_name)
 
 
 def save_version(

@@ -41,10 +41,8 @@ def workbook_list(request):
         try:
             if request.FILES.get("file"):
                 upload = request.FILES["file"]
-                sheets = workbooks.read_upload(upload.name, upload.read())
-                workbook = services.create_workbook(
-                    request.user, request.POST.get("name") or upload.name, sheets, source_name=upload.name
-                )
+                name = request.POST.get("name", "")
+                workbook = services.import_upload(request.user, upload.name, upload.read(), name)
             else:
                 frame = workbooks.parse_pasted(request.POST.get("pasted", ""))
                 workbook = services.create_workbook(

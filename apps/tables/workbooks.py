@@ -12,11 +12,13 @@ from pathlib import Path
 import pandas as pd
 from django.conf import settings
 
+from apps.tables.documents import DocumentError, DocumentTable, read_docx, read_pdf
 from apps.tables.models import Sheet, SheetVersion
 from apps.tables.sandbox import table_from_json, table_to_json
 from apps.tables.xlsx import WorkbookLimitError, read_xlsx
 
-UPLOAD_TYPES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx"}
+UPLOAD_TYPES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx", ".docx": "docx", ".pdf": "pdf"}
+DOCUMENT_TYPES = ("docx", "pdf")
 MAX_CELLS = 5_000_000
 PAGE_SIZE = 50
 
@@ -42,12 +44,39 @@ def decode_text(data: bytes) -> str:
     return str(best)
 
 
+def is_document(file_name: str) -> bool:
+    """A DOCX or PDF: its tables are document tables, each with the text around it."""
+    return UPLOAD_TYPES.get(Path(file_name).suffix.lower()) in DOCUMENT_TYPES
+
+
+def read_document(file_name: str, data: bytes) -> list[DocumentTable]:
+    """Every table of a DOCX or text-based PDF, cleaned, each with the text around it."""
+    if not data:
+        raise TableInputError(f"{file_name} is empty.")
+    try:
+        tables = read_docx(file_name, data) if file_name.lower().endswith(".docx") else read_pdf(file_name, data)
+    except DocumentError as exc:
+        raise TableInputError(str(exc)) from None
+    cleaned = []
+    for table in tables:
+        try:
+            table.frame = clean_frame(table.frame)
+        except TableInputError:
+            continue  # a table of empty cells: the others still count
+        cleaned.append(table)
+    if not cleaned:
+        raise TableInputError(f"{file_name}: every table is empty.")
+    return cleaned
+
+
 def read_upload(file_name: str, data: bytes) -> list[tuple[str, pd.DataFrame]]:
     suffix = Path(file_name).suffix.lower()
     if suffix not in UPLOAD_TYPES:
-        raise TableInputError(f"{file_name}: unsupported file type. Upload CSV, TSV or XLSX.")
+        raise TableInputError(f"{file_name}: unsupported file type. Upload CSV, TSV, XLSX, DOCX or PDF.")
     if not data:
         raise TableInputError(f"{file_name} is empty.")
+    if is_document(file_name):
+        return [(table.name, table.frame) for table in read_document(file_name, data)]
     stem = Path(file_name).stem[:100] or "Sheet1"
     if UPLOAD_TYPES[suffix] == "xlsx":
         try:

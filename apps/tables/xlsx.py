@@ -54,13 +54,13 @@ def declared_cells(head: bytes) -> int:
     return max(columns, 0) * max(rows, 0)
 
 
-def check_archive(file_name: str, data: bytes, sheet_prefix: str = "xl/worksheets/") -> None:
+def check_archive(file_name: str, data: bytes, sheet_prefix: str = "xl/worksheets/", label: str = "XLSX") -> None:
     """Refuse an Office file (XLSX, DOCX) whose zip expands past the limits, reading only the
     zip's directory and the first bytes of each sheet. Raises WorkbookLimitError."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError):
-        raise WorkbookLimitError(f"{file_name} is not a readable XLSX file (not a zip archive).") from None
+        raise WorkbookLimitError(f"{file_name} is not a readable {label} file (not a zip archive).") from None
     with archive:
         members = archive.infolist()
         if len(members) > MAX_MEMBERS:
@@ -79,7 +79,7 @@ def check_archive(file_name: str, data: bytes, sheet_prefix: str = "xl/worksheet
                     with archive.open(member) as stream:
                         cells += declared_cells(stream.read(4096))  # decompresses only this much
                 except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError) as exc:
-                    raise WorkbookLimitError(f"{file_name} is not a readable XLSX file ({exc}).") from None
+                    raise WorkbookLimitError(f"{file_name} is not a readable {label} file ({exc}).") from None
         _check_cells(file_name, cells, declared=True)
 
 

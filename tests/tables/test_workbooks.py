@@ -41,7 +41,7 @@ def test_xlsx_upload_keeps_every_non_empty_sheet(client_for, teacher):
 @pytest.mark.parametrize(
     ("name", "data", "error"),
     [
-        ("notes.pdf", b"%PDF-1.4", "unsupported file type"),
+        ("notes.odt", b"PK\x03\x04", "unsupported file type"),
         ("broken.xlsx", b"PK\x03\x04 not really a zip", "not a readable XLSX"),
         ("empty.csv", b"", "is empty"),
         ("blank.csv", b"a,b\n,\n,\n", "The table is empty"),

@@ -123,7 +123,10 @@ def linked_workbook_with_macros() -> bytes:
 
     def link_workbook(xml: bytes) -> bytes:
         return xml.replace(
-            b"</sheets>", b'</sheets><externalReferences><externalReference r:id="rIdLink"/></externalReferences>'
+            b"</sheets>",
+            b"</sheets><externalReferences><externalReference "
+            b'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" r:id="rIdLink"/>'
+            b"</externalReferences>",
         )
 
     def link_rels(xml: bytes) -> bytes:
