@@ -32,9 +32,11 @@ django.setup()
 
 from apps.kbqa import parser as kbqa_parser  # noqa: E402
 from apps.kbqa.builders import DATA_DIR  # noqa: E402
-from apps.kbqa.pipeline import score_examples  # noqa: E402
-from apps.kbqa.questions import Ontology, generate_examples, run, sketch_of  # noqa: E402
-from apps.kbqa.services import AtriumKoPLEngine, normalize_kb  # noqa: E402
+from apps.kbqa.kb_format import normalize_kb  # noqa: E402
+from apps.kbqa.kopl import AtriumKoPLEngine  # noqa: E402
+from apps.kbqa.ontology import Ontology, run, sketch_of  # noqa: E402
+from apps.kbqa.questions import generate_examples  # noqa: E402
+from apps.kbqa.training import score_examples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NATURAL = ROOT / "bench" / "data" / "kbqa_natural.json"

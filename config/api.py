@@ -12,7 +12,7 @@ from apps.inference.api import router as inference_router
 from apps.inference.backends import InferenceError, ModelFilesMissing, ModelNotFound
 from apps.jobs.api import router as jobs_router
 from apps.kbqa.api import router as kbqa_router
-from apps.kbqa.services import KBValidationError
+from apps.kbqa.kb_format import KBValidationError
 from apps.lingualens.api import router as lingualens_router
 from apps.lingualens.services import LensInputError
 from apps.pbl.api import router as pbl_router

@@ -11,7 +11,7 @@ from ninja.errors import HttpError
 from apps.accounts.api_area import area_auth
 from apps.accounts.permissions import can_view_owned, has_role
 from apps.core.errors import Conflict
-from apps.kbqa import pipeline, services
+from apps.kbqa import kopl, services, training
 from apps.kbqa.models import KnowledgeBase, ParserEvaluation, ParserModel, Question
 
 router = Router(tags=["kbqa"], auth=area_auth("kbqa"))  # errors: apps/core/errors.py
@@ -23,7 +23,7 @@ class KBIn(Schema):
     title: str = ""
     description: str = ""
     source: str = ""
-    data: Any  # KoPL JSON; validated by services.validate_kb for path-named errors
+    data: Any  # KoPL JSON; validated by kb_format.validate_kb for path-named errors
 
 
 class KBOut(Schema):
@@ -43,7 +43,7 @@ class ErrorsOut(Schema):
 
 class ExecuteIn(Schema):
     kb: str
-    program: list[Any]  # each step checked by services.execute_program, so errors name the step
+    program: list[Any]  # each step checked by kopl.execute_program, so errors name the step
 
 
 class ExecuteOut(Schema):
@@ -96,7 +96,7 @@ def execute(request, payload: ExecuteIn):
     kb = services.list_kbs().filter(name=payload.kb).first()  # the engine cache holds the content
     if kb is None:
         raise HttpError(404, f"No knowledge base named {payload.kb!r}.")
-    return services.execute_program(kb, payload.program)
+    return kopl.execute_program(kb, payload.program)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,12 +116,12 @@ class RerunIn(Schema):
 
 class TrainIn(Schema):
     source: str
-    pairs: int = pipeline.DEFAULT_TRAIN_PAIRS
+    pairs: int = training.DEFAULT_TRAIN_PAIRS
 
 
 class EvaluateIn(Schema):
     targets: list[str] = []
-    pairs: int = pipeline.DEFAULT_EVAL_PAIRS
+    pairs: int = services.DEFAULT_EVAL_PAIRS
 
 
 def wait_for(question_id: int, seconds: float) -> Question:
@@ -157,31 +157,31 @@ def ask(request, payload: AskIn):
         raise HttpError(404, f"No knowledge base named {payload.kb!r}.")
     parser = None
     if payload.parser is not None:
-        parser = pipeline.ready_parser(payload.parser)
+        parser = services.ready_parser(payload.parser)
         if parser is None:
             raise HttpError(404, f"No trained parser #{payload.parser}.")
-    question = pipeline.ask(request.auth, kb, payload.question, parser)
+    question = services.ask(request.auth, kb, payload.question, parser)
     question = wait_for(question.pk, payload.wait)
-    data = pipeline.question_json(question)
+    data = services.question_json(question)
     return Status(202 if data["status"] == "pending" else 200, data)
 
 
 @router.get("/kbqa/questions", response=list[dict])
 def list_questions(request):
     questions = Question.objects.filter(owner=request.auth).select_related("kb", "job")[:100]
-    return [pipeline.question_json(q) for q in questions]
+    return [services.question_json(q) for q in questions]
 
 
 @router.get("/kbqa/questions/{question_id}", response=dict)
 def get_question(request, question_id: int):
-    return pipeline.question_json(owned_question(request, question_id))
+    return services.question_json(owned_question(request, question_id))
 
 
 @router.post("/kbqa/questions/{question_id}/rerun", response=dict)
 def rerun_question(request, question_id: int, payload: RerunIn):
     """Run an edited program for a question; the result is a new entry in the history."""
     question = owned_question(request, question_id)
-    return pipeline.question_json(pipeline.rerun(request.auth, question, payload.program))
+    return services.question_json(services.rerun(request.auth, question, payload.program))
 
 
 def parser_out(parser: ParserModel) -> dict:
@@ -210,7 +210,7 @@ def train_parser(request, payload: TrainIn):
     kb = services.list_kbs().filter(name=payload.source).first()
     if kb is None:
         raise HttpError(404, f"No knowledge base named {payload.source!r}.")
-    parser = pipeline.request_training(request.auth, kb, payload.pairs)
+    parser = services.request_training(request.auth, kb, payload.pairs)
     return Status(202, parser_out(parser))
 
 
@@ -227,10 +227,10 @@ def parser_dataset(request, parser_id: int):
 def evaluate_parser(request, parser_id: int, payload: EvaluateIn):
     """In-KB and transfer accuracy, with and without ontology pruning (a job)."""
     require_parser_role(request)
-    parser = pipeline.ready_parser(parser_id)
+    parser = services.ready_parser(parser_id)
     if parser is None:
         raise HttpError(404, f"No trained parser #{parser_id}.")
-    evaluation = pipeline.request_evaluation(request.auth, parser, payload.targets, payload.pairs)
+    evaluation = services.request_evaluation(request.auth, parser, payload.targets, payload.pairs)
     return Status(202, {"id": evaluation.pk, "job": evaluation.job_id, "parser": parser.pk})
 
 

@@ -11,8 +11,8 @@ class KbqaConfig(AppConfig):
 
         register_job_kinds(
             # Minutes of generating pairs and fitting: the batch queue, never ahead of a question.
-            JobKind("kbqa.train", "batch", "apps.kbqa.pipeline.clean_train_params"),
-            JobKind("kbqa.evaluate", "batch", "apps.kbqa.pipeline.clean_evaluate_params"),
+            JobKind("kbqa.train", "batch", "apps.kbqa.services.clean_train_params"),
+            JobKind("kbqa.evaluate", "batch", "apps.kbqa.services.clean_evaluate_params"),
             # A parse and a KoPL run need no model server: the cpu workers, which keep the KBs indexed.
             JobKind("kbqa.ask", "cpu"),
             JobKind("kbqa.import", "cpu"),

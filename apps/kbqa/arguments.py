@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.kbqa import cues
-from apps.kbqa.questions import Ontology, quantity_text
+from apps.kbqa.kopl import FUNCTIONS, StepError
+from apps.kbqa.ontology import Ontology, quantity_text
 from apps.kbqa.reading import (
     GREATER_CUES,
     LARGEST_CUES,
@@ -21,7 +22,6 @@ from apps.kbqa.reading import (
     numbers_in,
     read_as_concept,
 )
-from apps.kbqa.services import FUNCTIONS, StepError
 
 PER_ROLE = 4  # candidates per argument role that enter the beam
 SHOWN_PRUNED = 3

@@ -11,18 +11,8 @@ import random
 from collections.abc import Callable
 
 from apps.kbqa.examples import plural
-from apps.kbqa.questions import (
-    GREATER_WORDS,
-    LARGEST_WORDS,
-    LESS_WORDS,
-    SMALLEST_WORDS,
-    Ontology,
-    Sample,
-    _entity_with,
-    quantity_text,
-    round_threshold,
-    step,
-)
+from apps.kbqa.ontology import Ontology, quantity_text, round_threshold, step
+from apps.kbqa.questions import GREATER_WORDS, LARGEST_WORDS, LESS_WORDS, SMALLEST_WORDS, Sample, _entity_with
 
 FLIP = {"forward": "backward", "backward": "forward"}
 YEAR_WORDS = {"=": ["in"], ">": ["after", "later than", "since"], "<": ["before", "earlier than", "prior to"]}

@@ -13,7 +13,7 @@ import random
 import re
 from collections.abc import Callable
 
-from apps.kbqa.questions import Ontology, quantity_text, round_threshold, run, step
+from apps.kbqa.ontology import Ontology, quantity_text, round_threshold, run, step
 
 EXAMPLES = 6
 # Words that make a label a verb phrase or a preposition phrase rather than a noun.

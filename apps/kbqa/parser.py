@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from apps.inference.embeddings import embed
 from apps.kbqa import cues
 from apps.kbqa.arguments import Beam, StepCandidates, step_candidates
-from apps.kbqa.questions import Ontology, parse_sketch
+from apps.kbqa.kopl import FUNCTIONS, StepError, execute_step
+from apps.kbqa.ontology import Ontology, parse_sketch
 from apps.kbqa.reading import (
     GREATER_CUES,
     LARGEST_CUES,
@@ -42,7 +43,6 @@ from apps.kbqa.reading import (
     has_cue,
     question_context,
 )
-from apps.kbqa.services import FUNCTIONS, StepError, execute_step
 from apps.kbqa.sketches import SketchClassifier, fit_sketch_model
 
 BEAM_WIDTH = 6

@@ -16,7 +16,7 @@ from django.core.cache import cache
 
 from apps.inference.embeddings import EMBEDDING_DIM, embed, minilm_path
 from apps.kbqa import cues
-from apps.kbqa.questions import Ontology
+from apps.kbqa.ontology import Ontology
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from apps.kbqa.questions import parse_sketch
-from apps.kbqa.services import FUNCTIONS
+from apps.kbqa.kopl import FUNCTIONS
+from apps.kbqa.ontology import parse_sketch
 
 TOP_SKETCHES = 5
 TOP_BODIES = 6

@@ -18,8 +18,9 @@ SUMMARY_VERSION = 1
 def build_summary(kb: KnowledgeBase) -> dict:
     """Schema, example questions and their readability for a KB (loads its content once)."""
     from apps.kbqa.examples import example_questions, readability
-    from apps.kbqa.questions import load_ontology
-    from apps.kbqa.services import get_kb, kb_schema
+    from apps.kbqa.kb_format import kb_schema
+    from apps.kbqa.ontology import load_ontology
+    from apps.kbqa.services import get_kb
 
     full = kb if "data" not in kb.get_deferred_fields() else get_kb(kb.name)
     examples = example_questions(load_ontology(full))

@@ -1,4 +1,4 @@
-"""Celery tasks of KBQA: thin wrappers around apps.kbqa.pipeline (discovered by config.celery;
+"""Celery tasks of KBQA: thin wrappers around apps.kbqa.services (discovered by config.celery;
 queues in apps.py), and the warm-up of the cpu workers that answer questions."""
 
 import logging
@@ -13,28 +13,28 @@ from apps.jobs.services import run_job
 
 @shared_task(name="kbqa.train")
 def train(job_id: int) -> None:
-    from apps.kbqa.pipeline import train
+    from apps.kbqa.services import train
 
     run_job(job_id, train)
 
 
 @shared_task(name="kbqa.ask")
 def ask(job_id: int) -> None:
-    from apps.kbqa.pipeline import answer
+    from apps.kbqa.services import answer
 
     run_job(job_id, answer)
 
 
 @shared_task(name="kbqa.evaluate")
 def evaluate(job_id: int) -> None:
-    from apps.kbqa.pipeline import evaluate
+    from apps.kbqa.services import evaluate
 
     run_job(job_id, evaluate)
 
 
 @shared_task(name="kbqa.import")
 def import_kb(job_id: int) -> None:
-    from apps.kbqa.pipeline import run_import
+    from apps.kbqa.services import run_import
 
     run_job(job_id, run_import)
 
@@ -53,7 +53,7 @@ def _warm_kbqa() -> None:
 
     from apps.inference.embeddings import get_encoder
     from apps.kbqa.models import KnowledgeBase
-    from apps.kbqa.questions import load_ontology
+    from apps.kbqa.ontology import load_ontology
 
     try:
         get_encoder()

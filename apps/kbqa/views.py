@@ -9,12 +9,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import area_required, can_view_owned, has_role
-from apps.kbqa import pipeline, present, services, summary
+from apps.kbqa import kopl, present, services, summary
 from apps.kbqa.models import KBImport, ParserEvaluation, ParserModel, Question
 
 ENTITIES_PER_PAGE = 25
 HISTORY = 30
-MAX_EDITED_STEPS = services.MAX_PROGRAM_STEPS
+MAX_EDITED_STEPS = kopl.MAX_PROGRAM_STEPS
 PARSER_ROLES = ("researcher", "admin")
 
 
@@ -26,7 +26,7 @@ def index(request):
     if request.method == "POST":
         kb = get_object_or_404(services.list_kbs(), name=request.POST.get("kb", ""))
         try:
-            question = pipeline.ask(request.user, kb, request.POST.get("question", ""))
+            question = services.ask(request.user, kb, request.POST.get("question", ""))
         except ValidationError as exc:
             messages.error(request, exc.messages[0])
             return redirect(f"{request.path}?kb={kb.name}")
@@ -41,7 +41,7 @@ def index(request):
         "chosen": chosen,
         "history": history,
         "examples": summary.kb_summary(chosen)["examples"] if chosen else [],
-        "parser": pipeline.ready_parser(),
+        "parser": services.ready_parser(),
     }
     return render(request, "kbqa/ask.html", context)
 
@@ -56,12 +56,12 @@ def owned_question(request, question_id: int) -> Question:
 
 
 def question_context(question: Question) -> dict:
-    data = pipeline.question_json(question)
+    data = services.question_json(question)
     candidates = data["candidates"]
     steps = data["steps"]
     rows = []
     for index, step in enumerate(question.program):
-        spec = services.FUNCTIONS.get(step.get("function"))
+        spec = kopl.FUNCTIONS.get(step.get("function"))
         inputs = list(step.get("inputs", []))
         arity = len(spec.args) if spec else len(inputs)
         rows.append(
@@ -81,7 +81,7 @@ def question_context(question: Question) -> dict:
         "data": data,
         "rows": rows,
         "graph": present.program_graph(question.program, steps),
-        "functions": sorted(services.FUNCTIONS),
+        "functions": sorted(kopl.FUNCTIONS),
         "program_json": json.dumps(question.program, ensure_ascii=False, indent=1),
         "cut_pct": round(100 * data["pruning"].get("cut", 0)),
         "answer_items": answer_items(data["answer"]),
@@ -145,7 +145,7 @@ def question_rerun(request, question_id: int):
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
         return redirect("kbqa:question", question_id=question.pk)
-    edited = pipeline.rerun(request.user, question, program)
+    edited = services.rerun(request.user, question, program)
     if edited.error:
         messages.error(request, edited.error)
     return redirect("kbqa:question", question_id=edited.pk)
@@ -161,12 +161,12 @@ def parsers(request):
         try:
             if request.POST.get("action") == "train":
                 kb = get_object_or_404(services.list_kbs(), name=request.POST.get("source", ""))
-                pipeline.request_training(request.user, kb, int(request.POST.get("pairs") or 2400))
+                services.request_training(request.user, kb, int(request.POST.get("pairs") or 2400))
                 messages.success(request, f"Training a sketch parser on {kb.name}.")
             else:
                 parser = get_object_or_404(ParserModel.objects.ready(), pk=request.POST.get("parser") or 0)
                 targets = request.POST.getlist("targets")
-                pipeline.request_evaluation(request.user, parser, targets, int(request.POST.get("pairs") or 200))
+                services.request_evaluation(request.user, parser, targets, int(request.POST.get("pairs") or 200))
                 messages.success(request, "Evaluation started.")
         except (ValidationError, ValueError) as exc:
             messages.error(request, exc.messages[0] if isinstance(exc, ValidationError) else str(exc))
@@ -197,7 +197,7 @@ def kb_list(request):
             messages.error(request, "A knowledge base is imported from a .json file in KoPL's format.")
         else:
             try:
-                pipeline.request_import(
+                services.request_import(
                     request.user,
                     request.POST.get("name", ""),
                     request.POST.get("title", ""),

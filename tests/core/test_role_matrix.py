@@ -19,7 +19,6 @@ from ninja.constants import NOT_SET
 from apps.accounts.api_area import AreaBearerAuth
 from apps.accounts.services import create_api_token
 from apps.jobs.models import Job
-from apps.kbqa import pipeline as kbqa_pipeline
 from apps.kbqa import services as kbqa_services
 from apps.lingualens.models import LinguisticFeature
 from apps.pbl import board
@@ -139,7 +138,7 @@ def world(client):
     sheet = workbook.sheets.first()
     job = Job.objects.create(owner=teacher, kind="jobs.count", queue="cpu", params={"n": 1})
     kb = kbqa_services.import_kb(None, "tiny", json.loads((BASE / "tests/kbqa/data/tiny_kb.json").read_text()))
-    question = kbqa_pipeline.ask(teacher, kb, "What is the capital of France?")  # queued: no worker here
+    question = kbqa_services.ask(teacher, kb, "What is the capital of France?")  # queued: no worker here
     feature = LinguisticFeature.objects.create(language="en", dimension="syntax", name="Passive", description="")
     values = {
         "job_id": job.pk,

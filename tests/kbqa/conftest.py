@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.kbqa import services
+from apps.kbqa import kb_format, kopl, services
 from apps.kbqa.builders import DATA_DIR
 
 TESTS_DATA = Path(__file__).parent / "data"
@@ -37,10 +37,10 @@ def geo_kb(django_db_setup, django_db_blocker):
 
 def ontology_of(name: str):
     """The ontology of a shipped KB, built without the database (for parser unit tests)."""
-    from apps.kbqa.questions import Ontology
+    from apps.kbqa.ontology import Ontology
 
     data = json.loads((DATA_DIR / f"{name}.json").read_text(encoding="utf-8"))
-    return Ontology(services.AtriumKoPLEngine(services.normalize_kb(data)))
+    return Ontology(kopl.AtriumKoPLEngine(kb_format.normalize_kb(data)))
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from apps.jobs.services import run_job
-from apps.kbqa import pipeline
+from apps.kbqa import services, training
 from apps.kbqa.models import ParserModel, Question
 
 pytestmark = pytest.mark.model
@@ -25,7 +25,7 @@ def geo_parser(geo_kb, sketch_classifier, researcher):
 
 def run_ask_job(question: Question) -> Question:
     """What the cpu worker does for a kbqa.ask job (apps/kbqa/tasks.py), in this process."""
-    run_job(question.job_id, pipeline.answer)
+    run_job(question.job_id, services.answer)
     question.refresh_from_db()
     return question
 
@@ -33,7 +33,7 @@ def run_ask_job(question: Question) -> Question:
 def test_fit_parser_generates_pairs_trains_and_measures(geo_kb, researcher):
     parser = ParserModel.objects.create(source_kb=geo_kb, created_by=researcher)
     seen = []
-    pipeline.fit_parser(parser, pairs=300, seed=4, progress=lambda f, m: seen.append(f))
+    training.fit_parser(parser, pairs=300, seed=4, progress=lambda f, m: seen.append(f))
     parser.refresh_from_db()
     assert parser.status == ParserModel.Status.READY
     assert parser.metrics["pairs"] == 300
@@ -45,11 +45,11 @@ def test_fit_parser_generates_pairs_trains_and_measures(geo_kb, researcher):
 
 
 def test_ask_parse_run_and_edit_an_argument(geo_kb, geo_parser, researcher):
-    question = pipeline.ask(researcher, geo_kb, "What is the capital of France?")
+    question = services.ask(researcher, geo_kb, "What is the capital of France?")
     assert question.status == "pending"
     assert question.job_id
     question = run_ask_job(question)
-    data = pipeline.question_json(question)
+    data = services.question_json(question)
     assert data["status"] == "done"
     assert data["answer"] == ["Paris"]
     assert data["sketch"] == "Find() Relate(0) QueryName(1)"
@@ -58,16 +58,16 @@ def test_ask_parse_run_and_edit_an_argument(geo_kb, geo_parser, researcher):
 
     edited_program = [dict(s) for s in question.program]
     edited_program[0] = {**edited_program[0], "inputs": ["Germany"]}
-    edited = pipeline.rerun(researcher, question, edited_program)
+    edited = services.rerun(researcher, question, edited_program)
     assert edited.edited_from == question
     assert edited.execution["answer"] == ["Berlin"]
 
 
 def test_a_wrong_argument_is_reported_at_its_step(geo_kb, geo_parser, researcher):
-    question = run_ask_job(pipeline.ask(researcher, geo_kb, "What is the capital of France?"))
+    question = run_ask_job(services.ask(researcher, geo_kb, "What is the capital of France?"))
     broken = [dict(s) for s in question.program]
     broken[1] = {**broken[1], "inputs": ["capitol", "forward"]}
-    edited = pipeline.rerun(researcher, question, broken)
+    edited = services.rerun(researcher, question, broken)
     assert edited.execution["steps"][1]["error"].startswith("no relation 'capitol'")
     assert "did you mean" in edited.execution["steps"][1]["error"]
     assert edited.execution["steps"][2]["error"] == "skipped: step 1 failed"
@@ -78,7 +78,7 @@ def test_bad_questions_are_refused_up_front(geo_kb, researcher):
 
     for text in ["", "   ", "x" * 501]:
         with pytest.raises(ValidationError):
-            pipeline.ask(researcher, geo_kb, text)
+            services.ask(researcher, geo_kb, text)
     assert not Question.objects.exists()
 
 
@@ -115,7 +115,7 @@ def test_ask_page_question_page_and_rerun_form(client_for, researcher, student, 
     assert edited.execution["answer"] == "Germany"
 
     counted = run_ask_job(
-        pipeline.ask(researcher, geo_kb, "How many countries have a population greater than 100000000?")
+        services.ask(researcher, geo_kb, "How many countries have a population greater than 100000000?")
     )
     assert isinstance(counted.execution["answer"], int)
     page = client.get(f"/kbqa/questions/{counted.pk}/")
@@ -165,10 +165,10 @@ def test_evaluation_scores_in_kb_and_transfer(geo_kb, geo_parser, researcher, db
         ]
     ]
     geo_parser.save()
-    evaluation = pipeline.request_evaluation(researcher, geo_parser, ["elements"], pairs=12)
+    evaluation = services.request_evaluation(researcher, geo_parser, ["elements"], pairs=12)
     job = evaluation.job
     job.status = "running"
-    pipeline.evaluate(job)
+    services.evaluate(job)
     evaluation.refresh_from_db()
     settings = {(r["kb"], r["setting"], r["wordings"], r["pruning"]) for r in evaluation.results}
     assert ("elements", "transfer", "held-out wordings", True) in settings

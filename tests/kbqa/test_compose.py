@@ -10,8 +10,10 @@ import pytest
 
 from apps.kbqa import cues
 from apps.kbqa.compose import COMPOSED
-from apps.kbqa.questions import Ontology, generate_examples, run
-from apps.kbqa.services import AtriumKoPLEngine, normalize_kb
+from apps.kbqa.kb_format import normalize_kb
+from apps.kbqa.kopl import AtriumKoPLEngine
+from apps.kbqa.ontology import Ontology, run
+from apps.kbqa.questions import generate_examples
 from apps.kbqa.sketches import fit_sketch_model, join_sketch, split_sketch
 from tests.kbqa.conftest import TESTS_DATA
 

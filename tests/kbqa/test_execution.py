@@ -1,11 +1,11 @@
 import pytest
 
-from apps.kbqa import services
+from apps.kbqa import kopl, services
 from tests.kbqa.conftest import step
 
 
 def run(kb, *steps):
-    return services.execute_program(kb, list(steps))
+    return kopl.execute_program(kb, list(steps))
 
 
 def test_multi_hop_forward_then_backward(tiny_kb):
@@ -143,15 +143,15 @@ def test_unknown_entity_and_empty_comparison(tiny_kb):
 
 def test_bad_programs(tiny_kb):
     assert run(tiny_kb)["error"] == "program must be a non-empty list of steps"
-    assert services.execute_program(tiny_kb, "Find France")["error"] == "program must be a non-empty list of steps"
-    too_long = [step("FindAll")] * (services.MAX_PROGRAM_STEPS + 1)
-    assert "more than" in services.execute_program(tiny_kb, too_long)["error"]
+    assert kopl.execute_program(tiny_kb, "Find France")["error"] == "program must be a non-empty list of steps"
+    too_long = [step("FindAll")] * (kopl.MAX_PROGRAM_STEPS + 1)
+    assert "more than" in kopl.execute_program(tiny_kb, too_long)["error"]
 
 
 def test_engine_is_cached_and_rebuilt_on_change(tiny_kb, tiny_data):
-    engine = services.load_engine(tiny_kb)
-    assert services.load_engine(tiny_kb) is engine
+    engine = kopl.load_engine(tiny_kb)
+    assert kopl.load_engine(tiny_kb) is engine
     tiny_data["entities"]["Lyon"]["name"] = "Lugdunum"
     changed = services.import_kb(None, "tiny", tiny_data, replace=True)
-    assert services.load_engine(changed) is not engine
+    assert kopl.load_engine(changed) is not engine
     assert run(changed, step("Find", [], "Lugdunum"), step("Count", [0]))["answer"] == 1

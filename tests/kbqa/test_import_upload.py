@@ -6,7 +6,7 @@ import json
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.jobs.models import Job
-from apps.kbqa import pipeline
+from apps.kbqa import services
 from apps.kbqa.models import KBImport, KnowledgeBase
 
 
@@ -18,7 +18,7 @@ def upload(client, name: str, content: bytes, file_name: str = "kb.json"):
 
 def run_import_job(item: KBImport) -> KBImport:
     """What the cpu worker does for a kbqa_import job."""
-    pipeline.run_import(Job.objects.get(pk=item.job_id))
+    services.run_import(Job.objects.get(pk=item.job_id))
     item.refresh_from_db()
     return item
 

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.kbqa import pipeline, services, summary
+from apps.kbqa import services, summary
 from apps.kbqa.builders import DATA_DIR
 from apps.kbqa.examples import example_questions, noun_label, plural
 from apps.kbqa.models import KnowledgeBase
@@ -47,7 +47,7 @@ def test_question_page_does_not_read_the_kbs_json(client_for, researcher, geo_kb
     from apps.kbqa.models import Question
 
     original = Question.objects.create(owner=researcher, kb=geo_kb, text="What is the capital of France?")
-    edited = pipeline.rerun(researcher, original, program)
+    edited = services.rerun(researcher, original, program)
     with CaptureQueriesContext(connection) as queries:
         response = client_for(researcher).get(f"/kbqa/questions/{edited.pk}/")
     assert response.status_code == 200
@@ -59,7 +59,7 @@ def test_an_edited_rerun_is_labelled_as_the_edited_program(client_for, researche
 
     original = Question.objects.create(owner=researcher, kb=geo_kb, text="What is the capital of France?")
     program = [step("Find", [], "Germany"), step("Relate", [0], "capital", "forward"), step("QueryName", [1])]
-    edited = pipeline.rerun(researcher, original, program)
+    edited = services.rerun(researcher, original, program)
     client = client_for(researcher)
     page = client.get(f"/kbqa/questions/{edited.pk}/").content.decode()
     title = re.search(r'<h1 class="question-title" id="question-title">(.*?)</h1>', page).group(1)

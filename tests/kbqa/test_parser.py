@@ -3,8 +3,9 @@ ontology-guided pruning, and transfer from geo (annotated) to elements (never an
 
 import pytest
 
+from apps.kbqa.ontology import run
 from apps.kbqa.parser import delexicalize, embed, parse_question
-from apps.kbqa.questions import generate_examples, run
+from apps.kbqa.questions import generate_examples
 from apps.kbqa.reading import find_mentions
 
 pytestmark = pytest.mark.model
@@ -176,8 +177,9 @@ def test_transfer_to_a_small_hand_written_kb(sketch_classifier, question, expect
     import json
     from pathlib import Path
 
-    from apps.kbqa.questions import Ontology
-    from apps.kbqa.services import AtriumKoPLEngine, normalize_kb
+    from apps.kbqa.kb_format import normalize_kb
+    from apps.kbqa.kopl import AtriumKoPLEngine
+    from apps.kbqa.ontology import Ontology
 
     data = json.loads((Path(__file__).parent / "data" / "films_kb.json").read_text())
     onto = Ontology(AtriumKoPLEngine(normalize_kb(data)))

@@ -2,7 +2,8 @@
 
 from collections import Counter
 
-from apps.kbqa.questions import TEMPLATES, generate_examples, parse_sketch, run, sketch_of
+from apps.kbqa.ontology import parse_sketch, run, sketch_of
+from apps.kbqa.questions import TEMPLATES, generate_examples
 
 
 def test_geo_yields_over_2000_pairs_across_all_templates(geo_onto):
@@ -47,10 +48,10 @@ def test_wording_sets_are_disjoint(geo_onto):
 
 
 def test_templates_a_small_kb_cannot_fill_are_skipped_and_named(tiny_data):
-    from apps.kbqa import services
-    from apps.kbqa.questions import Ontology
+    from apps.kbqa import kb_format, kopl
+    from apps.kbqa.ontology import Ontology
 
-    onto = Ontology(services.AtriumKoPLEngine(services.normalize_kb(tiny_data)))
+    onto = Ontology(kopl.AtriumKoPLEngine(kb_format.normalize_kb(tiny_data)))
     report = generate_examples(onto, 500, seed=0)  # more than it holds: every template gets tried
     assert report.examples
     # No tiny entity has three incoming facts of one relation to choose the extreme among.

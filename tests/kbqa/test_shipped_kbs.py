@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from apps.kbqa import services
+from apps.kbqa import kb_format, kopl, services
 from apps.kbqa.builders import DATA_DIR
 from tests.kbqa.conftest import step
 
@@ -12,8 +12,8 @@ from tests.kbqa.conftest import step
 @pytest.mark.parametrize("name", ["geo", "elements"])
 def test_shipped_json_is_valid_and_big_enough(name):
     data = json.loads((DATA_DIR / f"{name}.json").read_text(encoding="utf-8"))
-    assert services.validate_kb(data) == []
-    stats = services.kb_stats(services.normalize_kb(data))
+    assert kb_format.validate_kb(data) == []
+    stats = kb_format.kb_stats(kb_format.normalize_kb(data))
     assert stats["entities"] >= 500
     assert stats["concepts"] >= 10
     assert stats["relations"] >= 15
@@ -21,7 +21,7 @@ def test_shipped_json_is_valid_and_big_enough(name):
 
 
 def run(kb, *steps):
-    result = services.execute_program(kb, list(steps))
+    result = kopl.execute_program(kb, list(steps))
     assert result["error"] is None, result["error"]
     return result["answer"]
 

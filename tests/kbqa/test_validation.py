@@ -2,11 +2,11 @@ import copy
 
 import pytest
 
-from apps.kbqa import services
+from apps.kbqa import kb_format, kopl, services
 
 
 def test_tiny_kb_is_valid(tiny_data):
-    assert services.validate_kb(tiny_data) == []
+    assert kb_format.validate_kb(tiny_data) == []
 
 
 def broken(data: dict, change) -> dict:
@@ -84,7 +84,7 @@ CASES = [
 
 @pytest.mark.parametrize(("change", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_errors_name_the_path(tiny_data, change, expected):
-    errors = services.validate_kb(broken(tiny_data, change))
+    errors = kb_format.validate_kb(broken(tiny_data, change))
     assert any(error.startswith(expected) for error in errors), errors
 
 
@@ -93,7 +93,7 @@ def test_every_error_is_reported(tiny_data):
         d["entities"]["FR"]["relations"][0]["object"] = "Q1"
         d["entities"]["Lyon"]["attributes"][0]["value"]["unit"] = ""
 
-    errors = services.validate_kb(broken(tiny_data, two_faults))
+    errors = kb_format.validate_kb(broken(tiny_data, two_faults))
     assert errors == [
         "entities.FR.relations[0].object: unknown entity 'Q1'",
         "entities.Lyon.attributes[0].value.unit: must be a non-empty string",
@@ -101,11 +101,11 @@ def test_every_error_is_reported(tiny_data):
 
 
 def test_non_object_kb():
-    assert services.validate_kb([1, 2]) == ["$: expected an object with 'concepts' and 'entities', got array"]
+    assert kb_format.validate_kb([1, 2]) == ["$: expected an object with 'concepts' and 'entities', got array"]
 
 
 def test_normalize_adds_backward_relations(tiny_data):
-    normalized = services.normalize_kb(tiny_data)
+    normalized = kb_format.normalize_kb(tiny_data)
     france = normalized["entities"]["FR"]["relations"]
     assert {"relation": "country", "direction": "backward", "object": "Paris", "qualifiers": {}} in france
     assert {"relation": "country", "direction": "backward", "object": "Lyon", "qualifiers": {}} in france
@@ -117,22 +117,22 @@ def test_normalize_adds_backward_relations(tiny_data):
         "object": "FR",
         "qualifiers": {"start time": [{"type": "year", "value": 987}]},
     } in paris
-    assert services.normalize_kb(normalized) == normalized  # idempotent
+    assert kb_format.normalize_kb(normalized) == normalized  # idempotent
     assert "relations" not in tiny_data["concepts"]["city"]  # the input is left alone
     assert len(tiny_data["entities"]["FR"]["relations"]) == 2
 
 
 def test_normalize_fills_optional_keys():
     data = {"concepts": {"c": {"name": "c"}}, "entities": {"e": {"name": "e"}, "f": {"name": "f", "instanceOf": ["c"]}}}
-    assert services.validate_kb(data) == []
-    normalized = services.normalize_kb(data)
+    assert kb_format.validate_kb(data) == []
+    normalized = kb_format.normalize_kb(data)
     assert normalized["entities"]["e"] == {"name": "e", "instanceOf": [], "attributes": [], "relations": []}
     assert normalized["concepts"]["c"]["subclassOf"] == []
 
 
 def test_import_rejects_invalid_and_reports_stats(db, tiny_data):
     bad = broken(tiny_data, lambda d: d["entities"]["FR"]["relations"][1].update(object="Q999"))
-    with pytest.raises(services.KBValidationError) as info:
+    with pytest.raises(kb_format.KBValidationError) as info:
         services.import_kb(None, "bad", bad)
     assert info.value.errors == ["entities.FR.relations[1].object: unknown entity 'Q999'"]
     kb = services.import_kb(None, "tiny", tiny_data)
@@ -150,7 +150,7 @@ def test_import_rejects_invalid_and_reports_stats(db, tiny_data):
 def test_an_engine_builds_from_a_freshly_normalized_kb(tiny_data):
     """normalize_kb gives a relation's two ends one qualifier object; kopl parses values in place,
     so the engine must not see it shared (a fresh `make up` failed to load its demo KBs)."""
-    normalized = services.normalize_kb(tiny_data)
-    engine = services.AtriumKoPLEngine(normalized)
+    normalized = kb_format.normalize_kb(tiny_data)
+    engine = kopl.AtriumKoPLEngine(normalized)
     assert "FR" in engine.entity_ids
-    assert normalized == services.normalize_kb(tiny_data)  # the KB itself is left alone
+    assert normalized == kb_format.normalize_kb(tiny_data)  # the KB itself is left alone

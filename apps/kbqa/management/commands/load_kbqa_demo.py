@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from apps.kbqa import pipeline
+from apps.kbqa import services
 from apps.kbqa.models import KnowledgeBase, ParserModel
 
 DEMO_SOURCE_KB = "geo"
@@ -20,5 +20,5 @@ class Command(BaseCommand):
         owner = get_user_model().objects.filter(username="admin").first()
         source = KnowledgeBase.objects.filter(name=DEMO_SOURCE_KB).first()
         if owner and source and not ParserModel.objects.not_failed().exists():
-            parser = pipeline.request_training(owner, source)
+            parser = services.request_training(owner, source)
             self.stdout.write(f"Queued training of sketch parser #{parser.pk} on {source.name}.")
