@@ -24,7 +24,7 @@ from django.utils import timezone
 from apps.jobs.models import Job, JobStatus
 from apps.jobs.services import JobFailed, create_job, fail_job
 from apps.lingualens import default_corpus
-from apps.lingualens.models import SAE, ActivationRun, Corpus, RunStatus
+from apps.lingualens.models import SAE, ActivationRun, Corpus, LinguisticFeature, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,10 @@ def ensure_default_set(stale_after: float | None = None) -> tuple[Job, bool]:
             if not exists or SAE.objects.filter(pk__in=params.get("sae_ids", [])).count() != len(LAYERS):
                 params = None  # someone deleted the set: start a new one
         owner = job.owner if job is not None else service_owner()
+        if not LinguisticFeature.objects.exists():  # compose has no demo loader: score against the shipped one
+            from apps.lingualens.services import load_default_catalogue
+
+            load_default_catalogue()
         return create_job(owner, KIND, params or _create_set(owner)), True
 
 
@@ -257,7 +261,7 @@ def run_default_set(job: Job, backend=None, assistant=None) -> dict:
 
 def _work(job: Job, run: ActivationRun, saes: list[SAE], started: float, backend, assistant) -> dict:
     from apps.lingualens import explain, pipeline
-    from apps.lingualens.models import FeatureScore, LinguisticFeature
+    from apps.lingualens.models import FeatureScore
 
     backend = backend or pipeline.lens_backend(run.model_name)
     plan = stages(run, saes)
