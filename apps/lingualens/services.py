@@ -18,7 +18,6 @@ from apps.inference.backends import ModelNotFound
 from apps.inference.registry import get_model, role_model_names
 from apps.jobs.models import Job
 from apps.jobs.services import create_job
-from apps.lingualens.builder import CATALOGUE_PATH, DATA_DIR
 from apps.lingualens.models import (
     SAE,
     ActivationRun,
@@ -40,6 +39,9 @@ EXPLAIN_KIND = "lingualens.explain"  # kinds and their queues: apps.py; tasks: t
 
 # The lens role (MODEL_ROLE_LENS): a model on transformers, whose residual stream can be hooked.
 DEFAULT_MODEL = role_model_names()["lens"]
+DATA_DIR = Path(__file__).resolve().parent / "data"
+# Built from templates by tools/lingualens_catalogue (not part of the running app).
+CATALOGUE_PATH = DATA_DIR / "catalogue.jsonl"
 DEFAULT_CORPUS_PATH = DATA_DIR / "default_corpus.jsonl"
 DEFAULT_CORPUS_NAME = "LinguaLens default (English + Chinese)"
 MAX_CORPUS_BYTES = settings.LINGUALENS_MAX_CORPUS_BYTES
@@ -373,7 +375,7 @@ def ensure_default_corpus() -> Corpus:
     source = (
         f"{len(passages)} short English and Chinese passages written for Atrium "
         f"(apps/lingualens/data/default_corpus.jsonl) and the {len(sentences)} feature and counterfactual sentences "
-        "of the shipped catalogue (generated from templates by apps/lingualens/builder.py)."
+        "of the shipped catalogue (generated from templates by tools/lingualens_catalogue)."
     )
     return Corpus.objects.create(
         name=DEFAULT_CORPUS_NAME, source=source, is_default=True, texts=texts, n_chars=sum(len(text) for text in texts)

@@ -1,0 +1,1 @@
+"""Scripts that build data the project ships; the running app never imports them."""
