@@ -156,15 +156,23 @@ class Stage:
         return self.seconds * (1 - self.done)
 
 
-def _collect_rate(run: ActivationRun) -> float:
+def _collect_measured(run: ActivationRun) -> bool:
     # Once a few minutes are measured, the run's own rate (the machine's load included) is the best guess.
-    return run.n_tokens / run.seconds if run.seconds and run.seconds > 120 and run.n_tokens else COLLECT_TOKENS_PER_S
+    return bool(run.seconds and run.seconds > 120 and run.n_tokens)
+
+
+def _collect_rate(run: ActivationRun) -> float:
+    return run.n_tokens / run.seconds if _collect_measured(run) else COLLECT_TOKENS_PER_S
+
+
+def _train_measured(saes: list[SAE]) -> bool:
+    return sum(sae.train_seconds or 0 for sae in saes if sae.steps_done) > 60
 
 
 def _train_rate(saes: list[SAE]) -> float:
     steps = sum(sae.steps_done for sae in saes)
     seconds = sum(sae.train_seconds or 0 for sae in saes if sae.steps_done)
-    return steps * saes[0].batch_size / seconds if seconds > 60 and steps else TRAIN_TOKENS_PER_S
+    return steps * saes[0].batch_size / seconds if _train_measured(saes) else TRAIN_TOKENS_PER_S
 
 
 def stages(run: ActivationRun, saes: list[SAE]) -> list[Stage]:
@@ -210,7 +218,8 @@ def status() -> dict | None:
         "minutes_left": max(1, round(sum(stage.left for stage in found) / 60)),
         "collect_rate": _collect_rate(run),
         "train_rate": _train_rate(saes),
-        "measured": bool(run.seconds and run.seconds > 120),
+        "collect_measured": _collect_measured(run),
+        "train_measured": _train_measured(saes),
         "stopped": job.is_finished,
     }
 
