@@ -33,6 +33,14 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+# pandas keeps strings in Arrow. Arrow's default allocator (mimalloc) reserves a 1 GiB arena
+# on its first allocation, which the child's address-space limit counts as used: the first
+# string column of a run could fail as "out of memory". The system allocator takes only what
+# is used, so the limit measures the code's real memory. Set here, before any fork, because
+# the child clears its environment before Arrow would read ARROW_DEFAULT_MEMORY_POOL.
+pa.set_memory_pool(pa.system_memory_pool())
 
 ALLOWED_MODULES = {"pandas": pd, "numpy": np, "math": math, "datetime": datetime, "re": re, "statistics": statistics}
 SAFE_BUILTIN_NAMES = [

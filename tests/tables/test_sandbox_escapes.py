@@ -150,3 +150,14 @@ def test_ordinary_analysis_still_works():
     result = run_code("df['double'] = df['value'] * 2", {"df": TABLE})
     assert result.df_changed
     assert list(result.table()["double"]) == [2, 4]
+
+
+def test_string_work_fits_a_tight_memory_limit():
+    # pandas keeps strings in Arrow; an allocator that reserves a large arena up front would
+    # count against the address-space limit and fail tiny runs as "out of memory" (it did in CI).
+    limits = SandboxLimits(memory_mb=128)
+    result = run_code("df['name'].str.upper().str.len().sum()", {"df": TABLE}, limits)
+    assert result.ok, result.error
+    assert result.result["value"] == len(TABLE["name"][0]) + 1
+    result = run_code("x = 'a' * (512 * 1024 * 1024)", {"df": TABLE}, limits)
+    assert result.kind == "memory"  # the limit still holds
