@@ -1,6 +1,7 @@
 """Tables benchmark: the questions in bench/tables_cases.py (every TableLLM task type over
 nine tables built there), answered the way the worker answers them (apps.tables.assistant.solve:
-several code candidates sampled in parallel, each run in the sandbox, one repair turn, a
+code candidates sampled one after another on the greedy one's cached prompt (more only when the first
+two disagree), each run in the sandbox, one repair turn, a
 choice by verifiable checks; text answers for the document table; constrained chart specs
 aggregated before drawing). Gold answers are computed from the tables.
 
@@ -116,11 +117,68 @@ def chart_right(frame: pd.DataFrame, gold: tuple, spec: dict, data: pd.DataFrame
     return len(got) == len(want) and all(close(float(got.get(k, math.nan)), float(v)) for k, v in want.items())
 
 
+class Recorded:
+    """The assistant's backend with each request's own figures from llama.cpp (`timings`:
+    prompt tokens read, prompt tokens found in the slot's cache, tokens generated, and the
+    server's milliseconds for each). On a shared, loaded machine wall time mostly measures the
+    other processes; these say what one question costs the server. Requests are not streamed
+    here (the worker streams the greedy one; the server's work is the same)."""
+
+    def __init__(self, backend) -> None:
+        self.backend, self.spec = backend, backend.spec
+        self.calls: list[dict] = []
+
+    def _create(self, messages: list[dict], params: GenerationParams, n: int = 1):
+        from apps.inference.backends.openai_backend import _request_params
+
+        params.validate()
+        extra = {"n": n} if n > 1 else {}
+        try:
+            # No client timeout or retry: on a shared server a request may wait long for a slot,
+            # and a retry would queue it again at the back.
+            reply = self.backend.client.with_options(timeout=1800, max_retries=0).chat.completions.create(
+                model=self.backend.model, messages=messages, **_request_params(params), **extra
+            )
+        except self.backend._errors as exc:
+            self.calls.append({"failed": 1})
+            raise self.backend._fail(exc) from None
+        self.calls.append((reply.model_extra or {}).get("timings") or {})
+        return [choice.message.content or "" for choice in sorted(reply.choices, key=lambda c: c.index)]
+
+    def chat(self, messages: list[dict], params: GenerationParams, should_stop=None):
+        yield from self._create(messages, params)
+
+    def chat_choices(self, messages: list[dict], params: GenerationParams, n: int) -> list[str]:
+        return self._create(messages, params, n)
+
+    def generate_json(self, *args, **kwargs):
+        return self.backend.generate_json(*args, **kwargs)
+
+    def totals(self) -> dict:
+        def total(key: str) -> float:
+            return sum(call.get(key, 0) or 0 for call in self.calls)
+
+        return {
+            "requests": len(self.calls),
+            "prompt_read": int(total("prompt_n")),
+            "prompt_cached": int(total("cache_n")),
+            "generated": int(total("predicted_n")),
+            "server_seconds": round((total("prompt_ms") + total("predicted_ms")) / 1000, 2),
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--candidates", type=int, default=3)
     parser.add_argument("--task", default="")
+    parser.add_argument(
+        "--text",
+        choices=["unsettled", "always"],
+        default="unsettled",
+        help="when queries get the text answer too: as mode auto does (only when the code candidates do not "
+        "settle it), or always (mode both)",
+    )
     parser.add_argument("--out", default=str(BASE_DIR / "var" / "bench" / "tables_eval.json"))
     parser.add_argument("--report", help="print the figures of a finished or partial run's JSON and stop")
     parser.add_argument("--resume", action="store_true", help="keep the questions already in --out, run the rest")
@@ -134,7 +192,7 @@ def main() -> None:
     if args.limit:
         cases = cases[: args.limit]
     spec = model_for_role("assistant")
-    backend = load_backend(spec)
+    backend = Recorded(load_backend(spec))
     rows = json.loads(Path(args.out).read_text()) if args.resume and Path(args.out).exists() else []
     done = {row["question"] for row in rows}
     started = time.monotonic()
@@ -146,6 +204,7 @@ def main() -> None:
         gold = case["gold"](frame, *others.values()) if callable(case["gold"]) else case["gold"]
         row = {"n": number, "table": case["table"], "task": case["task"], "question": case["question"]}
         t0 = time.monotonic()
+        backend.calls.clear()
         if case["task"] == "chart":
             raw = backend.generate_json(
                 charts.spec_prompt(frame, case["question"]),
@@ -167,8 +226,8 @@ def main() -> None:
                 frame,
                 case["question"],
                 backend,
-                lambda prompt: assistant._chat(backend, prompt, 0.0, assistant.CODE_TOKENS, 0),
-                want_text=query,
+                assistant.greedy_code(backend),
+                want_text=args.text if query else "never",
                 candidates_wanted=args.candidates,
                 others=others,
             )
@@ -183,9 +242,10 @@ def main() -> None:
                     single=right(greedy),
                     code_selected=right(code_only),
                     selected=right(chosen) if chosen else text_ok,
-                    text=text_ok,
                     fallback=chosen is None,
                 )
+                if solution.text:
+                    row["text"] = text_ok
             else:
                 right = lambda c, gold=gold: table_matches(gold, candidate_table(c))  # noqa: E731
                 row.update(mode="code", single=right(greedy), code_selected=right(code_only), selected=right(chosen))
@@ -199,6 +259,7 @@ def main() -> None:
             )
         row["gold"] = str(plain(gold))[:120] if not isinstance(gold, pd.DataFrame) else "(table)"
         row["seconds"] = round(time.monotonic() - t0, 2)
+        row.update(backend.totals())
         rows.append(row)
         # Written after every question: a long run stopped early still has its figures (--report).
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -247,20 +308,41 @@ def report(rows: list[dict], model: str, candidates: int, seconds: float) -> Non
             print(f"{task:<8} {len(subset):>3}  {share(subset, 'single'):>16}  {share(subset, 'selected'):>16}")
     print(f"{'all':<8} {len(rows):>3}  {share(rows, 'single'):>16}  {share(rows, 'selected'):>16}")
     code_rows = [r for r in rows if r["mode"] == "code"]
-    query_rows = [r for r in code_rows if "text" in r]
+    query_rows = [r for r in code_rows if "fallback" in r]
     print("\nby mode:")
     print(f"  code, single sample            {share(code_rows, 'single')}")
     print(f"  code, selected by checks       {share(code_rows, 'code_selected')}")
     print(f"  both (checks + text vote, unverified text when no code ran) {share(code_rows, 'selected')}")
-    print(f"  text only, spreadsheet queries {share(query_rows, 'text')}")
+    print(
+        f"  text answers read for spreadsheet queries: {sum('text' in r for r in query_rows)} of {len(query_rows)}; "
+        f"right {share(query_rows, 'text')}"
+    )
     print(f"  text, document table           {share([r for r in rows if r['mode'] == 'text'], 'single')}")
     print(f"  chart                          {share([r for r in rows if r['mode'] == 'chart'], 'single')}")
     fallbacks = sum(1 for r in query_rows if r.get("fallback"))
     repaired = sum(1 for r in code_rows if r.get("repaired"))
     print(f"  repair turns: {repaired}; answers given as unverified text: {fallbacks}")
-    times = sorted(r["seconds"] for r in rows)
-    p95 = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
-    print(f"\nseconds per question: median {statistics.median(times):.1f}, p95 {p95:.1f}")
+    if code_rows:
+        print(f"  candidates per code question: {statistics.mean(r['candidates'] for r in code_rows):.2f}")
+    timed = [r for r in rows if "prompt_read" in r]
+    if timed:
+        print("\nserver work per question (llama.cpp timings; medians):")
+        for key in ("requests", "prompt_read", "prompt_cached", "generated", "server_seconds"):
+            print(f"  {key:<15} {statistics.median(r[key] for r in timed):8.1f}")
+    print("\nseconds per question:")
+    for label, subset in (("all", rows), *((mode, [r for r in rows if r["mode"] == mode]) for mode in MODES)):
+        if subset:
+            print(
+                f"  {label:<6} n={len(subset):<3} median {statistics.median(s['seconds'] for s in subset):6.1f}  "
+                f"p95 {p95(sorted(s['seconds'] for s in subset)):6.1f}"
+            )
+
+
+MODES = ("code", "text", "chart")
+
+
+def p95(times: list[float]) -> float:
+    return times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
 
 
 if __name__ == "__main__":

@@ -1,13 +1,12 @@
 """The table assistant, after TableLLM: document tables get text answers from the table
-as markdown; spreadsheet operations get pandas code, run in the sandbox. Several code
-candidates are sampled at once (the model server has parallel slots), each is run, and
+as markdown; spreadsheet operations get pandas code, run in the sandbox. Code candidates are sampled
+one after another on the same prompt (the model server reads it once), each is run, and
 the answer is chosen by checks a machine can verify (see selection.py). A run that ends
 without a useful answer makes the job `failed`, with a kind the page says in words."""
 
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 from django.conf import settings
@@ -21,7 +20,15 @@ from apps.jobs.models import Job
 from apps.jobs.services import JobFailed, create_job
 from apps.tables import charts, services, workbooks
 from apps.tables.models import Sheet, TableMessage, Workbook
-from apps.tables.prompts import code_prompt, extract_code, repair_prompt, table_markdown, text_prompt
+from apps.tables.prompts import (
+    CODE_STOP,
+    code_messages,
+    code_prompt,
+    extract_code,
+    repair_prompt,
+    table_markdown,
+    text_prompt,
+)
 from apps.tables.sandbox import SandboxResult, run_code, table_from_json, table_to_json
 from apps.tables.selection import (
     Candidate,
@@ -50,6 +57,10 @@ MAX_OTHER_SHEETS = 4
 MAX_CODE_CHARS = 20_000
 CODE_TOKENS = 256
 TEXT_TOKENS = 120
+SAMPLE_TEMPERATURE = 0.7
+# A sampled candidate that runs past this is rambling (typing out the rows, say); the greedy
+# one keeps CODE_TOKENS. Code answers to the bench's questions are 10-80 tokens.
+SAMPLE_TOKENS = 160
 
 # Sandbox failure kinds as the API names them, and in words for the page.
 FAILURE_KINDS = {"refused": "refused", "syntax": "syntax", "error": "runtime", "killed": "runtime"}
@@ -104,7 +115,7 @@ def ask(user, sheet: Sheet, question: str, mode: str = "auto") -> TableMessage:
     frame = workbooks.load_version(sheet.current_version)
     text_only = chosen_mode == "text"
     others = {} if text_only or chosen_mode == "chart" else other_sheets(sheet)
-    messages = text_prompt(frame, question, workbook.context) if text_only else code_prompt(frame, question, others)
+    messages = text_prompt(frame, question, context_for(sheet)) if text_only else code_messages(frame, question, others)
     model = model_for_role("assistant")
     max_tokens = TEXT_TOKENS if chosen_mode == "text" else CODE_TOKENS
     with transaction.atomic():
@@ -120,7 +131,7 @@ def ask(user, sheet: Sheet, question: str, mode: str = "auto") -> TableMessage:
                 **model.default_params,
                 "temperature": 0.0,
                 "max_tokens": max_tokens,
-                "stop": [],
+                "stop": [] if text_only else CODE_STOP,
                 "seed": 0,
                 "top_p": 1.0,
             },
@@ -165,15 +176,10 @@ def run_edited_code(user, message: TableMessage, code: str) -> TableMessage:
 # ---- answers (worker side) ----------------------------------------------------------------
 
 
-def _chat(backend, messages: list[dict], temperature: float, max_tokens: int, seed: int) -> str:
-    params = GenerationParams(temperature=temperature, max_tokens=max_tokens, top_p=0.95, seed=seed)
-    return "".join(backend.chat(messages, params))
-
-
 def answer(job: Job) -> dict:
-    """Stream the greedy answer while the other candidates (and the text answer) are
-    sampled in parallel; run every candidate, choose, repair once if none ran, and fall
-    back to the text answer (marked unverified) when the code still fails."""
+    """Stream the greedy answer, then sample more candidates on its prompt (see solve); run
+    every candidate, choose, repair once if none ran, and fall back to the text answer
+    (marked unverified) when the code still fails."""
     from apps.inference.services import load_backend, run_generation
 
     message = TableMessage.objects.select_related("based_on", "sheet", "workbook").get(job=job)
@@ -222,53 +228,93 @@ class Solution:
         return self.choice.chosen is not None
 
 
+def _chat(
+    backend, messages: list[dict], temperature: float, max_tokens: int, seed: int, stop: list[str] | None = None
+) -> str:
+    params = GenerationParams(temperature=temperature, max_tokens=max_tokens, top_p=0.95, seed=seed, stop=stop or [])
+    return "".join(backend.chat(messages, params))
+
+
+def greedy_code(backend) -> Callable[[list[dict]], str]:
+    """The greedy candidate without streaming (the bench; the worker streams it instead)."""
+    return lambda messages: _chat(backend, messages, 0.0, CODE_TOKENS, 0, CODE_STOP)
+
+
+def _samples(backend, messages: list[dict], n: int, seed: int) -> list[str]:
+    """`n` sampled code answers to the greedy one's exact messages, in one request where the
+    backend can (the server reads the prompt once and copies its cache to each answer)."""
+    params = GenerationParams(
+        temperature=SAMPLE_TEMPERATURE, max_tokens=SAMPLE_TOKENS, top_p=0.95, seed=seed, stop=CODE_STOP
+    )
+    try:
+        if hasattr(backend, "chat_choices"):
+            return backend.chat_choices(messages, params, n)
+        return ["".join(backend.chat(messages, replace(params, seed=seed + i))) for i in range(n)]
+    except InferenceError:
+        return []  # a lost sample only lowers the vote, the greedy one still counts
+
+
+def settled(candidates: list[Candidate], expected: str) -> bool:
+    """At least two candidates, most of them, ran to the same answer of the kind asked for:
+    more samples or a text answer would not change the choice."""
+    choice = choose(candidates, expected)
+    return choice.chosen is not None and choice.fits and choice.agreeing >= 2 and choice.agreeing * 2 > len(candidates)
+
+
 def solve(
     frame: pd.DataFrame,
     question: str,
     backend,
     greedy: Callable[[list[dict]], str],
-    want_text: bool,
+    want_text: str = "unsettled",
     context: str = "",
     candidates_wanted: int | None = None,
     text_fallback: bool = True,
     others: dict[str, pd.DataFrame] | None = None,
 ) -> Solution:
-    """Sample code candidates in parallel (the greedy one through `greedy`, which may stream
-    it), run each, repair once with the real error if none ran, and choose. The text answer
-    runs in parallel when wanted, and afterwards as a fallback when no code ran."""
+    """Code candidates one after another on the same messages, so that the model server reads
+    the table's prompt once (for the greedy one, through `greedy`, which may stream it) and
+    every later candidate reuses it from its cache: sampling several at once took a slot each
+    and read the prompt that many times over. One sample follows the greedy candidate; the rest
+    come (in one request) only when those two do not agree. If none ran, one repair turn with
+    the real error. The text answer (a prompt of its own, with the whole table) is read when
+    `want_text` is "always", or, when "unsettled", only if the candidates did not settle the
+    answer: then it breaks the tie, or stands in (unverified) when no code ran."""
     changes_table = is_edit(question)
     expected = expected_kind(question, changes_table)
-    prompt = code_prompt(frame, question, others)
-    extra = (candidates_wanted or candidate_count()) - 1
-    with ThreadPoolExecutor(max_workers=extra + 1) as pool:
-        sampled = [pool.submit(_chat, backend, prompt, 0.8, CODE_TOKENS, seed) for seed in range(1, extra + 1)]
-        text_future = (
-            pool.submit(_chat, backend, text_prompt(frame, question, context), 0.0, TEXT_TOKENS, 0)
-            if want_text
-            else None
-        )
-        replies = [(greedy(prompt), False)]
-        for future in sampled:
-            try:
-                replies.append((future.result(), True))
-            except InferenceError:
-                continue  # a lost sample only lowers the vote, the greedy one still counts
-        text = text_future.result().strip() if text_future else ""
-    candidates = [evaluate(extract_code(reply), frame, was_sampled, others) for reply, was_sampled in replies]
+    prompt = code_messages(frame, question, others)
+    wanted = candidates_wanted or candidate_count()
+    candidates = [evaluate(extract_code(greedy(prompt)), frame, False, others)]
+    if wanted > 1:
+        candidates += [evaluate(extract_code(r), frame, True, others) for r in _samples(backend, prompt, 1, seed=1)]
+        if wanted > 2 and not settled(candidates, expected):
+            more = _samples(backend, prompt, wanted - 2, seed=2)
+            candidates += [evaluate(extract_code(reply), frame, True, others) for reply in more]
     first_failure = None
     if not any(c.ok for c in candidates):
         broken = next((c for c in candidates if c.kind != "refused"), candidates[0])
         first_failure = {"code": broken.code, "error": broken.error, "kind": failure_kind(broken.kind)}
         if broken.kind != "refused":  # forbidden code is not repaired into allowed code
-            fixed = extract_code(
-                _chat(backend, repair_prompt(frame, question, broken.code, broken.error, others), 0.0, CODE_TOKENS, 0)
+            fixed = _chat(
+                backend,
+                repair_prompt(frame, question, broken.code, broken.error, others),
+                0.0,
+                CODE_TOKENS,
+                0,
+                CODE_STOP,
             )
-            repaired = evaluate(fixed, frame, False, others)
+            repaired = evaluate(extract_code(fixed), frame, False, others)
             repaired.repaired_from = first_failure
             candidates.append(repaired)
-    choice = choose(candidates, expected, "" if changes_table else text)
-    if choice.chosen is None and not changes_table and text_fallback and not text:
+    text = ""
+    needs_text = (
+        want_text == "always"
+        or (want_text == "unsettled" and not settled(candidates, expected))
+        or (text_fallback and not any(c.ok for c in candidates))
+    )
+    if needs_text and not changes_table:
         text = _chat(backend, text_prompt(frame, question, context), 0.0, TEXT_TOKENS, 0).strip()
+    choice = choose(candidates, expected, text)
     return Solution(candidates, choice, text, expected, changes_table, first_failure)
 
 
@@ -284,8 +330,8 @@ def answer_with_code(job: Job, message: TableMessage, frame: pd.DataFrame, quest
         question,
         backend,
         greedy,
-        message.mode == "both",
-        message.workbook.context,
+        text_wanted(message),
+        context_for(message.sheet),
         text_fallback=message.result.get("requested_mode") != "code",
         others=other_sheets(message.sheet),
     )
@@ -321,6 +367,20 @@ def answer_with_code(job: Job, message: TableMessage, frame: pd.DataFrame, quest
         message.save()
         return {**stats, "candidates": len(candidates), "agreeing": 0, "unverified": True}
     fail(message, failure_kind(last.kind), last.error)
+
+
+def text_wanted(message: TableMessage) -> str:
+    """When the worker reads a text answer beside the code: always when the user chose "both",
+    only to settle a disagreement or stand in for failed code when "auto" chose it, never for
+    "code" (the fallback aside)."""
+    if message.mode != "both":
+        return "never"
+    return "always" if message.result.get("requested_mode") == "both" else "unsettled"
+
+
+def context_for(sheet: Sheet) -> str:
+    """The text around the table: the sheet's own (a DOCX or PDF table), else the workbook's."""
+    return sheet.context or sheet.workbook.context
 
 
 def other_sheets(sheet: Sheet) -> dict[str, pd.DataFrame]:
