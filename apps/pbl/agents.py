@@ -64,7 +64,10 @@ def agent_messages(
         f"Current stage: {stage['title']}. The students must write: {stage['deliverable']['title']}"
         f" (milestones: {milestones}).\n"
         f"You may: {'; '.join(agent['may'])}.\nYou must not: {'; '.join(agent['must_not'])}.\n"
-        "Answer briefly (at most 4 sentences). Prefer questions and hints. Never write the students' text for them."
+        # Short on purpose: with "at most 4 sentences" the assistant model ran to the token cap
+        # (bench/pbl.py: ~110 of 120 tokens), cut mid-sentence, and every token costs time on a CPU.
+        "Answer in at most 3 short sentences (under 60 words). Prefer questions and hints. "
+        "Never write the students' text for them."
     )
     if resources:
         listed = "\n".join(f"[{r['title']}] {r['text'][:RESOURCE_CHARS]}" for r in resources)
