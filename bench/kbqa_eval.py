@@ -8,7 +8,8 @@ Natural questions (bench/data/kbqa_natural.json): written by a person, not by th
 hand-written gold programs whose answers are stored beside them, on the shipped geo KB and on
 tests/kbqa/data/cinema_kb.json, a hand-made KB never used in training. Reported per KQA Pro type
 (multi-hop, backward relation, count, qualifier and year filters, comparison, logical, verify),
-with and without pruning, with p50 and p95 seconds per question.
+with and without pruning, with p50 and p95 seconds per question; with --draft also with drafting by
+the assistant model where the parser is unsure (apps.kbqa.drafting).
 
 Pairs are generated from each KB's ontology; the parser trains on the source's pairs in the
 "train" wordings only. "held-out wordings" are phrasings it never saw. Prints figures; asserts
@@ -30,8 +31,11 @@ import django  # noqa: E402
 
 django.setup()
 
+from apps.inference.registry import model_for_role  # noqa: E402
+from apps.kbqa import drafting  # noqa: E402
 from apps.kbqa import parser as kbqa_parser  # noqa: E402
 from apps.kbqa.builders import DATA_DIR  # noqa: E402
+from apps.kbqa.drafting import parse_with_draft  # noqa: E402
 from apps.kbqa.kb_format import normalize_kb  # noqa: E402
 from apps.kbqa.kopl import AtriumKoPLEngine  # noqa: E402
 from apps.kbqa.ontology import Ontology, run, sketch_of  # noqa: E402
@@ -61,15 +65,24 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else 0.0
 
 
-def natural_report(classifier, ontologies: dict[str, Ontology], prune: bool, show_failures: bool = False) -> None:
-    """Accuracy per KB and per question type on the hand-written questions, and latency."""
+def natural_report(
+    classifier, ontologies: dict[str, Ontology], prune: bool, show_failures: bool = False, backend=None
+) -> None:
+    """Accuracy per KB and per question type on the hand-written questions, and latency; with a
+    backend, the assistant drafts a program where the parser is unsure."""
     items = json.loads(NATURAL.read_text(encoding="utf-8"))
     by_key: dict[tuple[str, str], list[bool]] = {}
     latencies, cpu = [], []
+    drafted = chosen = 0
     for item in items:
         onto = ontologies[item["kb"]]
         started, started_cpu = time.perf_counter(), time.process_time()
-        parsed = kbqa_parser.parse_question(item["question"], onto, classifier, prune=prune)
+        if backend is None:
+            parsed = kbqa_parser.parse_question(item["question"], onto, classifier, prune=prune)
+        else:
+            parsed = parse_with_draft(item["question"], onto, classifier, backend, prune=prune)
+            drafted += parsed.draft is not None
+            chosen += parsed.source == "draft"
         answer = run(onto, parsed.program, strict=False) if parsed.complete else None
         latencies.append(time.perf_counter() - started)
         cpu.append(time.process_time() - started_cpu)
@@ -78,9 +91,13 @@ def natural_report(classifier, ontologies: dict[str, Ontology], prune: bool, sho
         by_key.setdefault((item["kb"], "all"), []).append(ok)
         if show_failures and not ok:
             print(f"  x [{item['kb']}/{item['type']}] {item['question']} -> {str(answer)[:80]}")
-            print(f"      parsed: {sketch_of(parsed.program)} {[s['inputs'] for s in parsed.program]}")
+            print(f"      {parsed.source}: {sketch_of(parsed.program)} {[s['inputs'] for s in parsed.program]}")
+            if parsed.draft:
+                draft = parsed.draft
+                print(f"      draft ({draft['reason']}): {draft['program']} {draft['error'] or ''}")
     types = sorted({t for _kb, t in by_key if t != "all"}) + ["all"]
-    print(f"natural questions, pruning {'on' if prune else 'off'}")
+    drafting = "off" if backend is None else f"on ({drafted} drafted, {chosen} answered by the draft)"
+    print(f"natural questions, pruning {'on' if prune else 'off'}, drafting {drafting}")
     print(f"  {'kb':8} " + " ".join(f"{t:>11}" for t in types))
     for kb in sorted({kb for kb, _t in by_key}):
         cells = []
@@ -103,6 +120,18 @@ def main() -> None:
     parser.add_argument("--eval", type=int, default=200, help="questions per evaluation set")
     parser.add_argument("--natural-only", action="store_true", help="only the hand-written natural questions")
     parser.add_argument("--failures", action="store_true", help="list the natural questions answered wrongly")
+    parser.add_argument(
+        "--draft",
+        action="store_true",
+        help="also the natural questions with drafting by the assistant model where the parser is unsure "
+        "(LLAMA_SERVER_HOST/LLAMA_SERVER_PORT or OPENAI_BASE_URL name the server)",
+    )
+    parser.add_argument(
+        "--draft-timeout",
+        type=float,
+        default=drafting.DRAFT_TIMEOUT,
+        help="seconds a draft may take before the parser's answer stands (longer on a busy shared server)",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -155,6 +184,10 @@ def main() -> None:
     kbqa_parser.parse_question("warm-up", natural["cinema"], classifier)
     for prune in (True, False):
         natural_report(classifier, natural, prune, show_failures=args.failures and prune)
+    if args.draft:
+        drafting.DRAFT_TIMEOUT = args.draft_timeout
+        print(f"drafting: assistant at {model_for_role('assistant').base_url}, timeout {args.draft_timeout:.0f} s")
+        natural_report(classifier, natural, True, show_failures=args.failures, backend=drafting.drafting_backend())
     if args.natural_only:
         return
     header = (

@@ -21,12 +21,13 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from apps.inference.embeddings import embed
 from apps.kbqa import cues
 from apps.kbqa.arguments import Beam, StepCandidates, step_candidates
-from apps.kbqa.kopl import FUNCTIONS, StepError, execute_step
+from apps.kbqa.kopl import FUNCTIONS, StepError, answer_of, execute_step
 from apps.kbqa.ontology import Ontology, parse_sketch
 from apps.kbqa.reading import (
     GREATER_CUES,
@@ -48,6 +49,8 @@ from apps.kbqa.sketches import SketchClassifier, fit_sketch_model
 BEAM_WIDTH = 6
 TOP_SKETCHES = 10  # sketches tried per question (most are cut by the bound in parse_question)
 SKETCH_TEMPER = 0.5
+WRONG_TYPE = math.log(0.01)
+MAX_ALTERNATIVES = 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,6 +122,15 @@ class ParseResult:
     pruning: dict
     seconds: float
     mentions: list[str]
+    # The chosen program's total score, and how far ahead it is of the best program with another
+    # answer (None: no rival was in reach); the drafting step reads both.
+    score: float | None = None
+    margin: float | None = None
+    answer_fits: bool = False
+    source: str = "parser"  # or "draft": the assistant model's program won
+    # Other complete programs, best first: {"source", "sketch", "program", "score", "answer"}.
+    alternatives: list[dict] = field(default_factory=list)
+    draft: dict | None = None  # what the assistant was offered and wrote, when it was asked
 
     def as_json(self) -> dict:
         return {
@@ -131,6 +143,11 @@ class ParseResult:
             "pruning": self.pruning,
             "seconds": round(self.seconds, 3),
             "mentions": self.mentions,
+            "score": None if self.score is None else round(self.score, 3),
+            "margin": None if self.margin is None else round(self.margin, 3),
+            "source": self.source,
+            "alternatives": self.alternatives,
+            "draft": self.draft,
         }
 
 
@@ -220,16 +237,16 @@ def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, 
     expected = cues.expected_answer(question)
     best: tuple[float, str, Beam, list[StepCandidates]] | None = None
     partial: tuple[int, str, list[StepCandidates]] | None = None
+    found: list[tuple[float, str, Beam]] = []
+    skipped_bound: float | None = None  # the best score a sketch left unsearched could reach
     for sketch, probability in ranked:
-        # The sketch classifier was trained on another KB's questions: its share of the
-        # probability is tempered (the question-form prior is not), so that how well the KB's
-        # labels fit the question's words can outvote it.
-        sketch_score = SKETCH_TEMPER * math.log(max(probability, 1e-6)) + (1 - SKETCH_TEMPER) * math.log(
-            max(prior(sketch), 1e-9)
-        )
+        sketch_score = sketch_term(probability, prior(sketch))
         # A beam scores at most ~0 (log similarities, coverage), so a sketch whose score alone
         # is below the best total cannot win: skip its search.
-        if prior(sketch) == 0.0 or (best is not None and sketch_score + 0.1 < best[0]):
+        if prior(sketch) == 0.0:
+            continue
+        if best is not None and sketch_score + 0.1 < best[0]:
+            skipped_bound = max(skipped_bound or -math.inf, sketch_score + 0.1)
             continue
         try:
             beam, shown, reached = search_sketch(ctx, sketch, prune)
@@ -241,7 +258,8 @@ def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, 
             continue
         total = sketch_score + beam.score + coverage(ctx, beam.steps)
         if prune and not cues.answer_fits(expected, *beam.results[-1]):
-            total += math.log(0.01)  # an answer of the wrong type ranks lower
+            total += WRONG_TYPE  # an answer of the wrong type ranks lower
+        found.append((total, sketch, beam))
         if best is None or total > best[0]:
             best = (total, sketch, beam, shown)
     sketches = [{"sketch": s, "probability": round(p, 4)} for s, p in ranked]
@@ -264,8 +282,27 @@ def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, 
             time.perf_counter() - started,
             mentions,
         )
-    _total, sketch, beam, shown = best
+    total, sketch, beam, shown = best
     sketches.sort(key=lambda s: s["sketch"] != sketch)  # the chosen sketch first
+    answer = beam_answer(onto, beam) if prune else None
+    alternatives = []
+    rival = skipped_bound
+    for other_total, other_sketch, other in sorted(found, key=lambda item: -item[0]):
+        if other is beam:
+            continue
+        other_answer = beam_answer(onto, other) if prune else None
+        if other_answer != answer:
+            rival = max(rival if rival is not None else -math.inf, other_total)
+        if len(alternatives) < MAX_ALTERNATIVES:
+            alternatives.append(
+                {
+                    "source": "parser",
+                    "sketch": other_sketch,
+                    "program": other.steps,
+                    "score": round(other_total, 3),
+                    "answer": other_answer,
+                }
+            )
     return ParseResult(
         sketches,
         beam.steps,
@@ -275,7 +312,28 @@ def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, 
         pruning_summary(shown),
         time.perf_counter() - started,
         mentions,
+        score=total,
+        margin=None if rival is None else total - rival,
+        answer_fits=cues.answer_fits(expected, *beam.results[-1]) if prune else True,
+        alternatives=alternatives,
     )
+
+
+def sketch_term(probability: float, prior_weight: float) -> float:
+    """A sketch's share of a program's score. The sketch classifier was trained on another KB's
+    questions: its share of the probability is tempered (the question-form prior is not), so that
+    how well the KB's labels fit the question's words can outvote it."""
+    return SKETCH_TEMPER * math.log(max(probability, 1e-6)) + (1 - SKETCH_TEMPER) * math.log(max(prior_weight, 1e-9))
+
+
+def beam_answer(onto: Ontology, beam: Beam) -> Any:
+    """The answer of a finished beam, from the results its pruned search already computed."""
+    if not beam.results or beam.results[-1][1] is None:
+        return None
+    try:
+        return answer_of(onto.engine, *beam.results[-1])
+    except (StepError, IndexError, KeyError):
+        return None
 
 
 def pruning_summary(shown: list[StepCandidates]) -> dict:

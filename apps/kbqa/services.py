@@ -15,6 +15,7 @@ from apps.jobs.models import Job
 from apps.jobs.services import create_job, report_progress
 from apps.kbqa import parser as kbqa_parser
 from apps.kbqa import training
+from apps.kbqa.drafting import drafting_backend, parse_with_draft
 from apps.kbqa.kb_format import MAX_ERRORS, KBValidationError, content_hash, kb_stats, normalize_kb, validate_kb
 from apps.kbqa.kopl import execute_program
 from apps.kbqa.models import KBImport, KnowledgeBase, ParserEvaluation, ParserModel, Question
@@ -180,7 +181,7 @@ def answer(job: Job) -> dict:
         training.fit_parser(parser, progress=lambda f, m: report_progress(job, 0.05 + 0.5 * f, m))
     report_progress(job, 0.6, f"Parsing with the parser trained on {parser.source_kb.name}")
     onto = load_ontology(question.kb)
-    parsed = kbqa_parser.parse_question(question.text, onto, load_classifier(parser))
+    parsed = parse_with_draft(question.text, onto, load_classifier(parser), drafting_backend())
     report_progress(job, 0.9, "Running the program")
     execution = execute_program(question.kb, parsed.program) if parsed.program else {}
     question.parser = parser
@@ -225,6 +226,11 @@ def question_json(question: Question) -> dict:
         "candidates": parse.get("candidates", []),
         "pruning": parse.get("pruning", {}),
         "complete": parse.get("complete"),
+        # Which source wrote the program ("parser", or "draft": the assistant model's), the other
+        # complete programs with their scores and answers, and the draft when one was asked for.
+        "source": parse.get("source", "parser"),
+        "alternatives": parse.get("alternatives", []),
+        "draft": parse.get("draft"),
         "steps": execution.get("steps", []),
         "answer": execution.get("answer"),
         "error": question.failure or execution.get("error") or None,

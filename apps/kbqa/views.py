@@ -85,6 +85,14 @@ def question_context(question: Question) -> dict:
         "program_json": json.dumps(question.program, ensure_ascii=False, indent=1),
         "cut_pct": round(100 * data["pruning"].get("cut", 0)),
         "answer_items": answer_items(data["answer"]),
+        "alternatives": [
+            {
+                **alt,
+                "text": present.program_text(alt.get("program") or []),
+                "answer_items": answer_items(alt.get("answer")),
+            }
+            for alt in data["alternatives"]
+        ],
     }
 
 

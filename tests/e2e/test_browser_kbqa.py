@@ -50,21 +50,52 @@ def geo_with_parser(sketch_classifier):  # noqa: F811
     return kb
 
 
+def two_hop(country: str) -> list[dict]:
+    """The gold program of "What is the population of the capital of <country>?"."""
+    return [
+        {"function": "Find", "dependencies": [], "inputs": [country]},
+        {"function": "Relate", "dependencies": [0], "inputs": ["capital", "forward"]},
+        {"function": "QueryAttr", "dependencies": [1], "inputs": ["population"]},
+    ]
+
+
 @pytest.mark.model
-def test_ask_see_the_program_edit_an_argument_and_rerun(page, log_in, live_stack, screenshot, geo_with_parser):
+def test_ask_a_multi_hop_question_see_the_sources_edit_an_argument_and_rerun(
+    page,
+    log_in,
+    live_stack,
+    screenshot,
+    geo_with_parser,
+    geo_onto,  # noqa: F811
+):
+    from apps.kbqa.models import Question
+    from apps.kbqa.ontology import run
+
     log_in(UserFactory(username="e2e-asker", role="student"))
     page.goto(f"{live_stack.url}/kbqa/")
-    page.fill("#id_question", "What is the capital of France?")
+    page.fill("#id_question", "What is the population of the capital of France?")
     page.click("#ask-form button[type=submit]")
-    expect(page.locator("#answer")).to_contain_text("Paris", timeout=120_000)
+    # The parser answers, or (when unsure) the assistant drafts too: the page says which source won.
+    expect(page.locator("#answer-source")).to_be_visible(timeout=240_000)
+    expect(page.locator("#answer")).to_contain_text(run(geo_onto, two_hop("France"))[0])
+    question = Question.objects.latest("pk")
+    assert [step["function"] for step in question.program] == ["Find", "Relate", "QueryAttr"]
+    source = page.locator("#answer-source").get_attribute("data-source")
+    assert source == question.parse["source"]
+    assert source in ("parser", "draft")
     expect(page.locator("#program-graph .node")).to_have_count(3)
+    rows = page.locator("#program-candidates .candidate-program")
+    assert rows.count() == len(question.parse["alternatives"])
+    for index, alternative in enumerate(question.parse["alternatives"]):
+        assert rows.nth(index).get_attribute("data-source") == alternative["source"]
     expect(page.locator("#steps .candidate-chip.pruned").first).to_be_visible()  # pruned candidates, with reasons
     screenshot("kbqa-answer")
 
     page.fill("input[name=inputs_0]", "Germany")
     page.click("#rerun")
-    expect(page.locator("#answer")).to_contain_text("Berlin")
+    expect(page.locator("#answer")).to_contain_text(run(geo_onto, two_hop("Germany"))[0])
     expect(page.locator("body")).to_contain_text("edited from the parsed program")
+    expect(page.locator("#answer-source")).to_have_count(0)  # an edited program is the user's, not a source's
     screenshot("kbqa-edited")
 
     page.goto(f"{live_stack.url}/kbqa/")
