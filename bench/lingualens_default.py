@@ -158,6 +158,7 @@ def report(job_id: int | None) -> None:
         if held:
             print(
                 f"  held-out FRC of each feature's best latent ({len(held)} features): median {median(held)}, "
+                f"quartiles {statistics.quantiles(held, n=4)[0]:.2f}-{statistics.quantiles(held, n=4)[2]:.2f}, "
                 f"min {min(held):.2f}, max {max(held):.2f}, share >= 0.8 {share([x >= 0.8 for x in held])}"
             )
             print(
