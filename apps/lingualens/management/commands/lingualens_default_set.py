@@ -25,7 +25,7 @@ class Command(BaseCommand):
             self.stdout.write(f"LinguaLens default SAE set: ready (job {job.pk})")
             return
         minutes = round(state["seconds_left"] / 60)
-        verb = "queued" if queued else job.status
+        verb = "queued now" if queued else f"already {job.status}, nothing new queued"
         self.stdout.write(
             f"LinguaLens default SAE set: job {job.pk} {verb} on the batch queue; layers {state['layers']}, "
             f"width {state['width']}; about {minutes} min of work left"
