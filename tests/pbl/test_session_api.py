@@ -105,24 +105,13 @@ def test_scripted_learners_run_a_whole_session_through_the_api(live_stack):
     assert seeded["id"] not in tasks
     assert tasks[task["id"]]["status"] == "doing"
 
-    # Chat: a fair question to an agent is answered by the worker (the assistant model); the
-    # reply carries its job, which the jobs API reports on.
+    # Chat: a fair question to an agent; its reply carries the job the worker answers it in.
+    # The learners keep working meanwhile, as a class does.
     agent = workspace["agents"][0]["name"]
     posted = ok(first.post(f"{base}/messages", json={"text": f"@{agent} what should we measure first?"}))
     [reply] = posted["replies"]
     assert reply["agent"] == agent
     assert isinstance(reply["job"], int)
-    reply = poll(
-        lambda: {m["id"]: m for m in ok(second.get(f"{base}/messages"))}[reply["id"]],
-        lambda m: m["status"] not in WAITING,
-        timeout=600,
-        what="the agent's reply",
-    )
-    assert reply["status"] in ("done", "guided"), reply
-    assert reply["text"].strip()
-    assert ok(first.get(f"/api/jobs/{reply['job']}"))["status"] == "succeeded"
-    rated = ok(second.post(f"/api/pbl/messages/{reply['id']}/feedback", json={"helpful": True}))
-    assert rated["feedback"]
 
     # The deliverable: one learner drafts it, the other adds to the saved version.
     saved = ok(first.put(f"{base}/document", json={"text": DRAFT, "base_version": workspace["document"]["version"]}))
@@ -136,20 +125,13 @@ def test_scripted_learners_run_a_whole_session_through_the_api(live_stack):
     assert ok(first.get(f"{base}/workspace"))["document"]["text"] == DRAFT + "Sources: the caretaker.\n"
     assert {v["author"] for v in ok(first.get(f"{base}/document/versions"))} >= {lena.username, omar.username}
 
-    # The milestone is submitted and judged by the worker.
+    # The milestone is submitted; a judge job evaluates it.
     milestone = workspace["stages"][0]["milestones"][0]["key"]
     submitted = ok(first.post(f"{base}/milestones/{milestone}/submit"))
-    judged = poll(
-        lambda: ok(second.get(f"/api/pbl/submissions/{submitted['id']}")),
-        lambda s: s["evaluated"],
-        timeout=600,
-        what="the judge",
-    )
-    assert judged["verdict"] in ("complete", "needs_revision")
-    assert judged["criteria"]
-    assert all(c["feedback"] for c in judged["criteria"])
+    assert isinstance(submitted["job"], int)
+    assert not submitted["evaluated"]
 
-    # The post-exam closes the session with a gain for each learner.
+    # The post-exam, with a gain for each learner (once only).
     for learner in (first, second):
         exam = ok(learner.get(f"/api/pbl/runs/{run['id']}/exams/post"))
         answers = {"answers": answers_for(exam["questions"])}
@@ -157,6 +139,30 @@ def test_scripted_learners_run_a_whole_session_through_the_api(live_stack):
         assert post["pre"] is not None
         assert post["post"] is not None
         assert learner.post(f"/api/pbl/runs/{run['id']}/exams/post", json={"answers": {}}).status_code == 422
+
+    # The worker's answers arrive: the agent's reply (the assistant model), then the judge's
+    # verdict. The waits are long because the assistant model may be shared with other work on
+    # a small CPU (a reply once queued for minutes there); they bound the test, they time nothing.
+    reply = poll(
+        lambda: {m["id"]: m for m in ok(second.get(f"{base}/messages"))}[reply["id"]],
+        lambda m: m["status"] not in WAITING,
+        timeout=900,
+        what="the agent's reply",
+    )
+    assert reply["status"] in ("done", "guided"), reply
+    assert reply["text"].strip()
+    assert ok(first.get(f"/api/jobs/{reply['job']}"))["status"] == "succeeded"
+    rated = ok(second.post(f"/api/pbl/messages/{reply['id']}/feedback", json={"helpful": True}))
+    assert rated["feedback"] == {omar.username: True}
+    judged = poll(
+        lambda: ok(second.get(f"/api/pbl/submissions/{submitted['id']}")),
+        lambda s: s["evaluated"],
+        timeout=1800,
+        what="the judge",
+    )
+    assert judged["verdict"] in ("complete", "needs_revision")
+    assert judged["criteria"]
+    assert all(c["feedback"] for c in judged["criteria"])
 
     # The teacher sees the session: both learners on the dashboard, every step in the export.
     dashboard = ok(teach.get(f"/api/pbl/runs/{run['id']}/dashboard"))
