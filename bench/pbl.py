@@ -252,6 +252,13 @@ def reply_latency(backend) -> None:
         tokens.append(count)
         prompts.append(prompt_tokens(backend, messages))
         fired += retrieval["fired"]
+        # One line per reply as it comes: on a busy machine the run may be stopped before the summary.
+        print(
+            f"  reply {seed + 1}: {end - start:.1f} s (policy {policy - start:.1f}, draft {drafted - policy:.1f}, "
+            f"generation {end - drafted:.1f}), {count} pieces, "
+            f"retrieval {'fired' if retrieval['fired'] else 'skipped'}, load {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
     if not steps["total"]:
         return
     times = steps["total"]
