@@ -409,13 +409,8 @@ def score_program(
         function, deps, inputs = step["function"], step["dependencies"], list(step["inputs"])
         if any(d >= len(steps) for d in deps):
             return None
-        try:
-            options = step_candidates(ctx, function, deps, beam, find_order, prune)
-        except StepError:  # a function whose arguments the parser never fills (QFilterStr, ...)
-            options = StepCandidates([], [], 0, 0)
-        shown.append(options)
         dependencies = [(d, *beam.results[d]) for d in deps]
-        try:
+        try:  # execution checks the dependencies' kinds before the argument stage reads them
             kind, result = execute_step(ctx.onto.engine, function, inputs, dependencies)
             if function == "Relate" and not result[0]:
                 flipped = _flip(inputs)
@@ -423,6 +418,11 @@ def score_program(
                 inputs = flipped if result[0] else inputs
         except StepError:
             return None
+        try:
+            options = step_candidates(ctx, function, deps, beam, find_order, prune)
+        except StepError:  # a function whose arguments the parser never fills (QFilterStr, ...)
+            options = StepCandidates([], [], 0, 0)
+        shown.append(options)
         if kind == "entities" and not result[0]:
             return None
         steps.append({"function": function, "dependencies": deps, "inputs": inputs})

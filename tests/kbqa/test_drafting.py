@@ -112,6 +112,14 @@ def test_a_draft_is_run_and_scored_like_the_parsers_programs(films_onto, sketch_
     # A step that finds nothing either way rejects the draft.
     nowhere = [step("Find", [], "Alien"), step("FilterConcept", [0], "director")]
     assert score_program(ctx, sketch_classifier, nowhere) is None
+    # A step fed the wrong kind of result (values where it compares entities) rejects it too.
+    mixed = [
+        step("Find", [], "Alien"),
+        step("QueryAttr", [0], "duration"),
+        step("Find", [], "Jaws"),
+        step("SelectBetween", [1, 2], "duration", "greater"),
+    ]
+    assert score_program(ctx, sketch_classifier, mixed) is None
 
 
 def _assistant():
