@@ -254,6 +254,7 @@ def main() -> None:
                 candidates=len(solution.candidates),
                 ran=solution.choice.ran,
                 repaired=solution.first_failure is not None,
+                failures=[f"{c.kind}: {c.error[:160]}" for c in solution.candidates if not c.ok],
                 chosen_code=(chosen or greedy).code[:300],
                 answer=str((chosen or greedy).key)[:120],
             )
