@@ -124,17 +124,19 @@ def test_ask_through_the_api(live_stack, geo_with_parser):
 
     program = body["program"]
     program[2]["inputs"] = ["population", "less"]
-    rerun = httpx.post(f"{url}/questions/{body['id']}/rerun", json={"program": program}, headers=headers)
+    # Generous timeouts: on 2 shared cores a re-run waits for the web process behind the model work.
+    api = httpx.Client(headers=headers, timeout=60)
+    rerun = api.post(f"{url}/questions/{body['id']}/rerun", json={"program": program})
     assert rerun.json()["answer"] == "France"
 
-    assert httpx.post(f"{url}/ask", json={"kb": "geo", "question": " "}, headers=headers).status_code == 422
-    assert httpx.post(f"{url}/ask", json={"kb": "nope", "question": "x?"}, headers=headers).status_code == 404
+    assert api.post(f"{url}/ask", json={"kb": "geo", "question": " "}).status_code == 422
+    assert api.post(f"{url}/ask", json={"kb": "nope", "question": "x?"}).status_code == 404
     _other, other_raw = create_api_token(UserFactory(username="api-other", role="student"), "x")
-    other = httpx.get(f"{url}/questions/{body['id']}", headers={"Authorization": f"Bearer {other_raw}"})
+    other = httpx.get(f"{url}/questions/{body['id']}", headers={"Authorization": f"Bearer {other_raw}"}, timeout=60)
     assert other.status_code == 404
     assert (
         httpx.post(
-            f"{url}/parsers", json={"source": "geo"}, headers={"Authorization": f"Bearer {other_raw}"}
+            f"{url}/parsers", json={"source": "geo"}, headers={"Authorization": f"Bearer {other_raw}"}, timeout=60
         ).status_code
         == 403
     )
