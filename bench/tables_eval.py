@@ -36,6 +36,7 @@ from apps.inference.registry import model_for_role  # noqa: E402
 from apps.inference.services import load_backend  # noqa: E402
 from apps.tables import assistant, charts  # noqa: E402
 from apps.tables.prompts import text_prompt  # noqa: E402
+from apps.tables.sandbox import table_from_json  # noqa: E402
 from apps.tables.selection import _canonical_value, choose  # noqa: E402
 from bench.tables_cases import CASES, DOCUMENT_TABLES, build_tables  # noqa: E402
 
@@ -102,9 +103,9 @@ def candidate_table(candidate) -> pd.DataFrame | None:
     if candidate is None or not candidate.ok:
         return None
     if candidate.new_table is not None:
-        return assistant.services.table_from_json(candidate.new_table)
+        return table_from_json(candidate.new_table)
     if candidate.output.get("type") == "table":
-        return assistant.services.table_from_json(candidate.output["table"])
+        return table_from_json(candidate.output["table"])
     return None
 
 
