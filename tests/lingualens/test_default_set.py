@@ -94,14 +94,14 @@ def test_the_chain_runs_in_links_and_resumes_from_disk(
     monkeypatch.setattr(default_set, "K", 8)
     monkeypatch.setattr(default_set, "CORPUS_TOKENS", 5000)
     monkeypatch.setattr(default_set, "TRAINING_TOKENS", 3000)
-    monkeypatch.setattr(default_set, "EXPLAIN_LATENTS", 2)
+    monkeypatch.setattr(default_set, "EXPLAIN_LATENTS", 1)
     monkeypatch.setattr(default_set, "LINK_SECONDS", 0)
     monkeypatch.setattr(default_set, "CORPUS_NAME", "tiny default set")
     monkeypatch.setattr(default_set, "corpus_head", lambda: services.ensure_default_corpus().texts[:20])
     catalogue = [json.loads(line) for line in services.CATALOGUE_PATH.read_text(encoding="utf-8").splitlines()]
-    for record in (catalogue[0], catalogue[-1]):  # one English, one Chinese feature, 12 pairs each
-        record["pairs"] = record["pairs"][:12]
-        services.import_catalogue(json.dumps(record, ensure_ascii=False), mode="all")
+    record = catalogue[-1]  # one Chinese feature with 12 pairs: every stage, kept short
+    record["pairs"] = record["pairs"][:12]
+    services.import_catalogue(json.dumps(record, ensure_ascii=False), mode="all")
 
     job, _ = default_set.ensure_default_set()
     run = ActivationRun.objects.get(pk=job.params["run_id"])
@@ -139,7 +139,7 @@ def test_the_chain_runs_in_links_and_resumes_from_disk(
         assert sae.scored
         assert sae.steps_done == sae.steps_total
         assert FeatureScore.objects.filter(sae=sae, rank=0).count() == LinguisticFeature.objects.count()
-        assert Latent.objects.filter(sae=sae).exclude(explanation="").count() == 2
+        assert Latent.objects.filter(sae=sae).exclude(explanation="").count() == 1
         assert {"score_seconds", "explain_seconds"} <= set(sae.metrics)
     assert default_set.status() is None
     page = client_for(researcher).get("/lingualens/").content.decode()
