@@ -41,11 +41,11 @@ LOCK_KEY = 0x4C4C4453  # "LLDS": one ensure at a time, even from two starts at o
 
 # Measured on the 2-core CPU machine shared with other work, one torch thread (bench/lingualens_default.py,
 # README; load average 3-9): the wait shown before the job has measured its own rates.
-COLLECT_TOKENS_PER_S = 650.0  # three layers, one forward pass (661 measured)
+COLLECT_TOKENS_PER_S = 650.0  # three layers, one forward pass (642-661 measured)
 TRAIN_TOKENS_PER_S = 1500.0  # width 4096, k 32 (1,100-3,500 measured, by load)
 STATS_SECONDS = 600.0  # metrics, CE recovered and latent statistics of one SAE over 1M tokens (110-190 s on 150k)
 SCORE_SECONDS = 900.0  # 48 features, held-out FRC and FIC, one SAE (903 s measured)
-EXPLAIN_SECONDS = 600.0  # 24 latents, one explanation and two detection prompts each
+EXPLAIN_SECONDS = 900.0  # 24 latents, an explanation and two detection prompts each (473 s for 12 measured)
 
 
 def service_owner():
