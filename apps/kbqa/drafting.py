@@ -461,7 +461,9 @@ def parse_with_draft(
     entry = {"source": "draft", "sketch": sketch_of(program), "program": program, "score": round(total, 3)}
     entry["answer"] = answer
     parsed.draft.update(program=program, score=round(total, 3), answer=answer)
-    if parsed.complete and parsed.score is not None and parsed.score >= total:
+    # A draft that answers nothing never replaces a complete program (the parser is asked for a
+    # second source for the same reason).
+    if parsed.complete and (answer in (None, []) or parsed.score is not None and parsed.score >= total):
         parsed.alternatives.append(entry)
     else:
         if parsed.complete:
