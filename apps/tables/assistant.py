@@ -450,10 +450,18 @@ def apply_run(message: TableMessage, chosen: Candidate) -> None:
     message.error = ""
     message.result["run"] = {"ok": True, "kind": "", "stdout": chosen.stdout}
     table = chosen.new_table
-    if table is None and message.result.get("task") == "edit" and chosen.output.get("type") == "table":
-        table = chosen.output["table"]  # `result = df.sort_values(...)` for "sort the rows"
+    old = workbooks.load_version(message.based_on)
+    # `result = df.sort_values(...)` for "sort the rows" is the new table; a computed column
+    # alone (`result = df.revenue / df.units` for "add a column") is not, and must not replace
+    # the sheet: it stays an answer.
+    if (
+        table is None
+        and message.result.get("task") == "edit"
+        and chosen.output.get("type") == "table"
+        and is_whole_table(old, table_from_json(chosen.output["table"]))
+    ):
+        table = chosen.output["table"]
     if table is not None:
-        old = workbooks.load_version(message.based_on)
         changed = table_from_json(table)
         version = services.save_version(
             message.sheet, changed, workbooks.describe_change(old, changed), parent=message.based_on
@@ -462,6 +470,13 @@ def apply_run(message: TableMessage, chosen: Candidate) -> None:
         message.result["output"] = {"type": "version", "number": version.number, "description": version.description}
     else:
         message.result["output"] = chosen.output
+
+
+def is_whole_table(old: pd.DataFrame, result: pd.DataFrame) -> bool:
+    """Whether a result can stand for the edited sheet: it keeps every column (sorted,
+    filtered, a column added) or is a selection of at least two of the sheet's columns."""
+    before, after = {str(c) for c in old.columns}, {str(c) for c in result.columns}
+    return before <= after or (len(after) >= 2 and after <= before)
 
 
 # ---- charts ---------------------------------------------------------------------------------

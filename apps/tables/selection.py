@@ -76,7 +76,9 @@ def kind_fits(expected: str, actual: str) -> bool:
     if expected == "list":
         return actual in ("list", "table", "name")  # a one-item list may come back as a name
     if expected == "table":
-        return actual in ("table", "list")
+        # An edit: the run changed df (or returned a whole table); a computed column alone
+        # answers "what would it be", not the change.
+        return actual == "table"
     if expected == "name":
         return actual in ("name", "list")  # "who ...?" may have a tie: a list of names
     return actual == expected

@@ -10,6 +10,7 @@ from apps.accounts.services import create_api_token
 from apps.jobs.models import Job
 from apps.jobs.services import run_job
 from apps.tables import assistant, charts, prompts, services, workbooks
+from apps.tables.sandbox import table_from_json
 from apps.tables.selection import choose, expected_kind, text_agrees
 
 DATA = Path(__file__).parent / "data"
@@ -244,3 +245,17 @@ def test_versions_are_named_after_the_change(sales):
     assert workbooks.describe_change(sales, sales.rename(columns={"units": "qty"})) == "renamed column units to qty"
     changed = sales.assign(revenue=sales.revenue * 2)
     assert workbooks.describe_change(sales, changed) == "changed 5 cells in revenue"
+
+
+def test_an_edit_prefers_code_that_changes_the_sheet_and_a_lone_column_never_replaces_it(sales):
+    found = candidates(
+        sales,
+        "result = df['revenue'] / df['units']",  # greedy: the new column's values only
+        "df['per_unit'] = df['revenue'] / df['units']\nresult = df",
+    )
+    choice = choose(found, expected_kind("Add a column with revenue per unit", True))
+    assert choice.chosen is found[1]
+    column = table_from_json(found[0].output["table"])
+    assert not assistant.is_whole_table(sales, column)
+    assert assistant.is_whole_table(sales, sales.sort_values("revenue"))
+    assert assistant.is_whole_table(sales, sales[["region", "revenue"]])

@@ -39,7 +39,7 @@ def test_api_errors(api, student):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     client, headers = api
-    bad = client.post("/api/tables/workbooks", {"file": SimpleUploadedFile("x.pdf", b"%PDF")}, headers=headers)
+    bad = client.post("/api/tables/workbooks", {"file": SimpleUploadedFile("x.odt", b"PK")}, headers=headers)
     assert bad.status_code == 422
     assert "unsupported file type" in bad.json()["detail"]
     ok = client.post(
