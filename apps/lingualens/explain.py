@@ -35,14 +35,21 @@ def explanation_messages(latent: Latent) -> list[dict]:
     return [
         {
             "role": "system",
+            # A bare "Answer what it responds to" got the 1.5B assistant to answer "Tokens" for 30 of 36
+            # latents (detection then picked every snippet: 0.5). Asking what the marked tokens share,
+            # with examples of the form wanted, gets 'The word "可能会" ...' instead.
             "content": "You explain features of a language model's sparse autoencoder. Each feature fires on "
-            "some tokens. Answer with one short line (at most 15 words) saying what the feature responds to: "
-            "a word, a grammatical construction, a topic, a script or a position. No preamble.",
+            "some tokens. Name what the marked tokens have in common: the word or characters, the grammatical "
+            "construction, or the topic. Answer with one short line of at most 15 words, quoting the word when "
+            "it is one word, for example: 'the word \"because\" introducing a reason', '把 before the object of "
+            "a verb', 'numbers in dates'. Never answer with a bare category such as 'Tokens' or 'Topic'.",
         },
         {
             "role": "user",
             "content": "Texts where the feature fires most strongly; the token where it fires most is in [[ ]]. "
-            "Texts may be English or Chinese.\n\n" + examples + "\n\nThe feature responds to:",
+            "Texts may be English or Chinese.\n\n"
+            + examples
+            + "\n\nWhat do the marked tokens have in common? One line:",
         },
     ]
 
