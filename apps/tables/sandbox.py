@@ -227,6 +227,9 @@ class SandboxServer:
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
+            # Arrow's bundled jemalloc starts a background thread at import; a forked child
+            # (no new threads allowed) must not depend on it.
+            "JE_ARROW_MALLOC_CONF": "background_thread:false",
         }
         self.process = subprocess.Popen(
             [sys.executable, "-I", str(script)],

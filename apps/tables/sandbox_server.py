@@ -143,7 +143,7 @@ def jsonable(value):
     return {"type": "value", "value": repr(value)[:10_000]}
 
 
-def drop_privileges(memory_mb: int, cpu_seconds: int, keep_fd: int) -> None:
+def drop_privileges(keep_fd: int) -> None:
     os.setsid()
     # Where the host does not permit a network namespace (returns -1), the AST check and
     # the import hook still keep sockets out.
@@ -164,18 +164,27 @@ def drop_privileges(memory_mb: int, cpu_seconds: int, keep_fd: int) -> None:
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    with open("/proc/self/statm") as statm:
-        in_use = int(statm.read().split()[0]) * resource.getpagesize()
-    limit = in_use + memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.environ.clear()
 
 
-def execute(code: str, tables: dict) -> dict:
-    frames = {name: pd.read_json(io.StringIO(text), orient="table") for name, text in tables.items()}
+def read_tables(tables: dict) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_json(io.StringIO(text), orient="table") for name, text in tables.items()}
+
+
+def limit_resources(memory_mb: int, cpu_seconds: int) -> None:
+    """The code's own budget on top of what the child holds now. Called after the tables are
+    read, so allocators have made their first-use reservations (arenas, pools) already and
+    the address-space limit counts only what the code itself asks for."""
+    with open("/proc/self/statm") as statm:
+        in_use = int(statm.read().split()[0]) * resource.getpagesize()
+    limit = in_use + memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+
+
+def execute(code: str, frames: dict[str, pd.DataFrame]) -> dict:
     first = next(iter(frames.values()), pd.DataFrame())
     original = first.copy()
     safe_builtins = {name: getattr(builtins, name) for name in SAFE_BUILTIN_NAMES if hasattr(builtins, name)}
@@ -219,8 +228,10 @@ def execute(code: str, tables: dict) -> dict:
 
 def run_child(request: dict, write_fd: int) -> None:
     try:
-        drop_privileges(request["memory_mb"], request["cpu_seconds"], write_fd)
-        reply = {"ok": True, **execute(request["code"], request["tables"])}
+        drop_privileges(write_fd)
+        frames = read_tables(request["tables"])  # our data, read before the code's limits apply
+        limit_resources(request["memory_mb"], request["cpu_seconds"])
+        reply = {"ok": True, **execute(request["code"], frames)}
     except MemoryError:
         reply = {"ok": False, "kind": "memory", "error": f"The code needed more than {request['memory_mb']} MB."}
     except BaseException as exc:  # noqa: BLE001  (every failure of user code is reported, none escapes)
