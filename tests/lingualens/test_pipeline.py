@@ -81,9 +81,11 @@ def test_training_reports_metrics_and_saves_sae_lens_files(tiny_sae, lens_dir):
 
     theirs = sae_lens.SAE.load_from_disk(str(folder), device="cpu")
     assert theirs.cfg.metadata.hook_name == "model.layers.3"
-    x = torch.randn(8, 640) * 20
+    x = torch.randn(8, 640, generator=torch.Generator().manual_seed(0)) * 20
     torch.testing.assert_close(theirs.encode(x), ours.encode(x))
-    torch.testing.assert_close(theirs.decode(theirs.encode(x)), ours(x))
+    # The same sums in another order: float32 rounding differs by ~1e-4 on a few of the 5,120
+    # outputs (seen in CI); a wrong decoder would differ by whole units.
+    torch.testing.assert_close(theirs.decode(theirs.encode(x)), ours(x), rtol=1e-3, atol=1e-3)
     assert tiny_sae.loss_curve[0][1] > tiny_sae.loss_curve[-1][1]  # the loss went down
 
 
