@@ -430,7 +430,7 @@ def run_steering(job: Job, backend=None) -> dict:
     return {}
 
 
-# ---- job bodies (called by workers/lingualens.py through run_job) ---------------------------
+# ---- job bodies (called by apps/lingualens/tasks.py through run_job) ---------------------------
 
 
 def _progress(job: Job, low: float, high: float) -> Callable[[float, str], None]:
