@@ -72,3 +72,13 @@ def test_train_open_feature_search_and_steer(page, log_in, live_stack, screensho
     assert plain.strip()
     assert steered.strip()
     screenshot("lingualens-steer")
+
+    # On a phone the pages fit the window: a wide table scrolls inside its own box.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_stack.url}/lingualens/")
+    expect(page.locator("#sae-list tbody tr")).to_have_count(1)  # the list that overflowed before
+    for path in ("/lingualens/", "/lingualens/catalogue/", "/lingualens/search/"):
+        page.goto(f"{live_stack.url}{path}")
+        width, viewport = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width <= viewport, f"{path} is {width} px wide in a {viewport} px window"
+    screenshot("lingualens-phone")
