@@ -2,28 +2,17 @@
 and htmx 2 (which swaps no 4xx answer by default) is configured in base.html to swap it."""
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.pbl import services
-from apps.pbl.models import ChatMessage, ProjectRun, RunStatus
-from tests.factories import CohortFactory, UserFactory
-from tests.pbl.conftest import demo
+from apps.pbl.models import ChatMessage
+from tests.pbl.conftest import open_demo_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 
 def test_chat_error_is_shown_beside_the_form_and_the_text_is_kept(page, log_in, live_stack):
-    teacher = UserFactory(username="e2e-tom", role="teacher")
-    cohort = CohortFactory(teacher=teacher, name="Science 8C")
-    lena = UserFactory(username="e2e-lea", role="student")
-    cohort.students.add(lena)
-    run = ProjectRun.objects.create(
-        project=services.create_project(teacher, demo()),
-        cohort=cohort,
-        status=RunStatus.OPEN,
-        started_at=timezone.now(),
-    )
+    run, [lena] = open_demo_run("e2e-tom", "Science 8C", "e2e-lea")
     team = services.join_team(lena, run, "Otters")
 
     log_in(lena)

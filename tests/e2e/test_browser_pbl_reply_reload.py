@@ -5,13 +5,10 @@ bubble (the real worker with the assistant model), and a second reload shows it 
 import re
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.pbl import services
-from apps.pbl.models import ProjectRun, RunStatus
-from tests.factories import CohortFactory, UserFactory
-from tests.pbl.conftest import demo
+from tests.pbl.conftest import open_demo_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.live, pytest.mark.model, pytest.mark.django_db(transaction=True)]
 
@@ -23,16 +20,7 @@ REPLY_TIMEOUT_MS = 600_000
 
 
 def test_reload_while_the_agent_answers_keeps_the_reply(page, log_in, live_stack, screenshot):
-    teacher = UserFactory(username="e2e-rita", role="teacher")
-    cohort = CohortFactory(teacher=teacher, name="Science 8D")
-    lena = UserFactory(username="e2e-lina", role="student")
-    cohort.students.add(lena)
-    run = ProjectRun.objects.create(
-        project=services.create_project(teacher, demo()),
-        cohort=cohort,
-        status=RunStatus.OPEN,
-        started_at=timezone.now(),
-    )
+    run, [lena] = open_demo_run("e2e-rita", "Science 8D", "e2e-lina")
     team = services.join_team(lena, run, "Kingfishers")
     services.post_message(lena, team, "I found the caretaker's notes on the old pipes")
 

@@ -3,13 +3,10 @@ is not shown as flash banners), the task board changes without a page reload, ea
 says what it will and will not do, and the page stays a sensible size on a phone."""
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.pbl import services
-from apps.pbl.models import ProjectRun, RunStatus
-from tests.factories import CohortFactory, UserFactory
-from tests.pbl.conftest import demo
+from tests.pbl.conftest import open_demo_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -19,17 +16,7 @@ PHONE_MAX_HEIGHT = 3400
 
 
 def test_reload_keeps_the_chat_and_the_board_works_in_place(page, log_in, live_stack, screenshot):
-    teacher = UserFactory(username="e2e-tina", role="teacher")
-    cohort = CohortFactory(teacher=teacher, name="Science 8B")
-    lena = UserFactory(username="e2e-lena", role="student")
-    omar = UserFactory(username="e2e-omar", role="student")
-    cohort.students.add(lena, omar)
-    run = ProjectRun.objects.create(
-        project=services.create_project(teacher, demo()),
-        cohort=cohort,
-        status=RunStatus.OPEN,
-        started_at=timezone.now(),
-    )
+    run, [lena, omar] = open_demo_run("e2e-tina", "Science 8B", "e2e-lena", "e2e-omar")
     team = services.join_team(lena, run, "Herons")
     services.join_team(omar, run, "Herons")
     earlier = [

@@ -15,6 +15,18 @@ def demo(name: str = "clean_water") -> dict:
     return json.loads((DATA / f"{name}.json").read_text())
 
 
+def open_demo_run(teacher: str, cohort: str, *students: str) -> tuple[ProjectRun, list]:
+    """The demo project, open to a new class of these students (for tests that start cold)."""
+    owner = UserFactory(username=teacher, role="teacher")
+    users = [UserFactory(username=name, role="student") for name in students]
+    group = CohortFactory(teacher=owner, name=cohort)
+    group.students.add(*users)
+    run = ProjectRun.objects.create(
+        project=services.create_project(owner, demo()), cohort=group, status=RunStatus.OPEN, started_at=timezone.now()
+    )
+    return run, users
+
+
 @pytest.fixture
 def project(teacher):
     return services.create_project(teacher, demo())
