@@ -208,14 +208,14 @@ def status() -> dict | None:
         run, saes = set_objects(job)
     except ActivationRun.DoesNotExist:
         return None
-    found = stages(run, saes)
+    seconds_left = sum(stage.left for stage in stages(run, saes))
     return {
         "job": job,
         "layers": [sae.layer for sae in saes],
         "width": WIDTH,
         "tokens": f"{CORPUS_TOKENS:,}",
-        "seconds_left": sum(stage.left for stage in found),
-        "minutes_left": max(1, round(sum(stage.left for stage in found) / 60)),
+        "seconds_left": seconds_left,
+        "minutes_left": max(1, round(seconds_left / 60)),
         "collect_rate": _collect_rate(run),
         "train_rate": _train_rate(saes),
         "collect_measured": _collect_measured(run),
