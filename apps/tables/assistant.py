@@ -35,9 +35,11 @@ from apps.tables.selection import (
     Choice,
     canonical,
     choose,
+    edited_sheet,
     expected_kind,
     rebuilds_data,
     result_kind,
+    same_table,
     text_agrees,
 )
 
@@ -284,12 +286,14 @@ def solve(
     expected = expected_kind(question, changes_table)
     prompt = code_messages(frame, question, others)
     wanted = candidates_wanted or candidate_count()
-    candidates = [evaluate(extract_code(greedy(prompt)), frame, False, others)]
+    edit = question if changes_table else ""
+    candidates = [evaluate(extract_code(greedy(prompt)), frame, False, others, edit)]
     if wanted > 1:
-        candidates += [evaluate(extract_code(r), frame, True, others) for r in _samples(backend, prompt, 1, seed=1)]
+        replies = _samples(backend, prompt, 1, seed=1)
+        candidates += [evaluate(extract_code(r), frame, True, others, edit) for r in replies]
         if wanted > 2 and not settled(candidates, expected):
             more = _samples(backend, prompt, wanted - 2, seed=2)
-            candidates += [evaluate(extract_code(reply), frame, True, others) for reply in more]
+            candidates += [evaluate(extract_code(reply), frame, True, others, edit) for reply in more]
     first_failure = None
     if not any(c.ok for c in candidates):
         broken = next((c for c in candidates if c.kind != "refused"), candidates[0])
@@ -303,7 +307,7 @@ def solve(
                 0,
                 CODE_STOP,
             )
-            repaired = evaluate(extract_code(fixed), frame, False, others)
+            repaired = evaluate(extract_code(fixed), frame, False, others, edit)
             repaired.repaired_from = first_failure
             candidates.append(repaired)
     text = ""
@@ -389,7 +393,16 @@ def other_sheets(sheet: Sheet) -> dict[str, pd.DataFrame]:
     return {s.name: workbooks.load_version(s.current_version) for s in siblings[:MAX_OTHER_SHEETS] if s.current_version}
 
 
-def evaluate(code: str, frame: pd.DataFrame, sampled: bool, others: dict[str, pd.DataFrame] | None = None) -> Candidate:
+def evaluate(
+    code: str,
+    frame: pd.DataFrame,
+    sampled: bool,
+    others: dict[str, pd.DataFrame] | None = None,
+    edit: str = "",
+) -> Candidate:
+    """Run one candidate. `edit`: the request, when it asks to change the sheet; then a lone
+    changed column is read as the edited sheet, and a sheet handed back unchanged does not
+    count as an edit (see selection.edited_sheet, same_table)."""
     if rebuilds_data(code):
         error = "The code builds its own sample table instead of using `df`, the loaded sheet."
         return Candidate(code=code, sampled=sampled, ok=False, kind="error", error=error)
@@ -400,6 +413,14 @@ def evaluate(code: str, frame: pd.DataFrame, sampled: bool, others: dict[str, pd
         candidate.output = run.result
         candidate.new_table = new_table
         candidate.result_kind = "table" if run.df_changed else result_kind(run.result)
+        if edit and new_table is None and run.result.get("type") == "table":
+            returned = table_from_json(run.result["table"])
+            edited = edited_sheet(frame, returned, edit)
+            if edited is not None:
+                new_table = candidate.new_table = table_to_json(edited)
+                candidate.result_kind = "table"
+            elif same_table(frame, returned):
+                candidate.result_kind = "unchanged"  # fits no question: it changed nothing
         candidate.key = canonical(run.result, new_table)
     return candidate
 
@@ -461,8 +482,10 @@ def apply_run(message: TableMessage, chosen: Candidate) -> None:
         and is_whole_table(old, table_from_json(chosen.output["table"]))
     ):
         table = chosen.output["table"]
-    if table is not None:
-        changed = table_from_json(table)
+    changed = table_from_json(table) if table is not None else None
+    if changed is not None and same_table(old, changed):
+        changed = None  # nothing changed: no new version named "no change"
+    if changed is not None:
         version = services.save_version(
             message.sheet, changed, workbooks.describe_change(old, changed), parent=message.based_on
         )

@@ -150,6 +150,34 @@ def text_agrees(key, text: str) -> bool | None:
     return None
 
 
+NEW_COLUMN_WORDS = re.compile(r"\b(new column|add|append|insert|create)\b|新增|添加|插入", re.IGNORECASE)
+
+
+def edited_sheet(frame: pd.DataFrame, result: pd.DataFrame, question: str) -> pd.DataFrame | None:
+    """An in-place edit returned as the changed column alone (`result = df['revenue'].fillna(0)`
+    for "fill the missing revenue values with 0"), read as the sheet with that column replaced.
+    Only when the column is one of the sheet's, named in the request, every row is there, and
+    the request does not ask for a new column (then the same-named series is the new column's
+    values, not a change to the old one)."""
+    if result.shape[1] != 1 or len(result) != len(frame) or NEW_COLUMN_WORDS.search(question):
+        return None
+    name = str(result.columns[0])
+    columns = {str(c): c for c in frame.columns}
+    if name not in columns or not re.search(rf"(?<!\w){re.escape(name)}(?!\w)", question, re.IGNORECASE):
+        return None
+    edited = frame.copy()
+    edited[columns[name]] = result.iloc[:, 0].to_numpy()
+    return edited
+
+
+def same_table(frame: pd.DataFrame, result: pd.DataFrame) -> bool:
+    """Whether a result is the sheet as it was: an edit that changed nothing (chained
+    `df['x'].fillna(0, inplace=True)` is a no-op under copy-on-write, then `result = df`)."""
+    if [str(c) for c in frame.columns] != [str(c) for c in result.columns] or len(frame) != len(result):
+        return False
+    return frame.reset_index(drop=True).astype(str).equals(result.reset_index(drop=True).astype(str))
+
+
 REBUILT = re.compile(r"^\s*df\s*=\s*pd\.DataFrame\(\s*[\[{]", re.MULTILINE)
 
 

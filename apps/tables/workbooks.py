@@ -293,8 +293,12 @@ def describe_change(old: pd.DataFrame, new: pd.DataFrame) -> str:
         else:
             changed = [c for c in shared if not before[c].astype(str).equals(after[c].astype(str))]
             if changed:
-                cells = sum(int((before[c].astype(str) != after[c].astype(str)).sum()) for c in changed)
-                parts.append(f"changed {cells} cell{'s' if cells > 1 else ''} in {', '.join(changed[:5])}")
+                masks = {c: before[c].astype(str) != after[c].astype(str) for c in changed}
+                cells = sum(int(mask.sum()) for mask in masks.values())
+                # Only empty cells got values: say "filled", the change a "fill missing" asks for.
+                filled = all(before[c][mask].isna().all() for c, mask in masks.items())
+                verb, what = ("filled", "missing cell") if filled else ("changed", "cell")
+                parts.append(f"{verb} {cells} {what}{'s' if cells > 1 else ''} in {', '.join(changed[:5])}")
     return "; ".join(parts) or "no change"
 
 

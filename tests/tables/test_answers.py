@@ -10,6 +10,7 @@ from apps.accounts.services import create_api_token
 from apps.jobs.models import Job
 from apps.jobs.services import run_job
 from apps.tables import assistant, charts, prompts, services, workbooks
+from apps.tables.models import TableMessage
 from apps.tables.sandbox import table_from_json
 from apps.tables.selection import choose, expected_kind, text_agrees
 
@@ -245,6 +246,69 @@ def test_versions_are_named_after_the_change(sales):
     assert workbooks.describe_change(sales, sales.rename(columns={"units": "qty"})) == "renamed column units to qty"
     changed = sales.assign(revenue=sales.revenue * 2)
     assert workbooks.describe_change(sales, changed) == "changed 5 cells in revenue"
+
+
+FILL = "Fill the missing revenue values with 0"
+
+
+@pytest.fixture
+def gaps(sales) -> pd.DataFrame:
+    return sales.assign(revenue=sales.revenue.astype("float64").mask(sales.region == "South"))
+
+
+def test_fill_missing_returned_as_the_column_alone_is_an_edit_of_that_column(gaps):
+    filled = gaps.assign(revenue=gaps.revenue.fillna(0))
+    found = [
+        assistant.evaluate("result = df['revenue'].fillna(0)", gaps, False, edit=FILL),  # the column alone
+        assistant.evaluate("df['revenue'] = df['revenue'].fillna(0)\nresult = df", gaps, True, edit=FILL),
+        # Chained in-place fill: a no-op under copy-on-write, the sheet comes back unchanged.
+        assistant.evaluate("df['revenue'].fillna(0, inplace=True)\nresult = df", gaps, True, edit=FILL),
+    ]
+    assert [c.result_kind for c in found] == ["table", "table", "unchanged"]
+    assert table_from_json(found[0].new_table).equals(filled)
+    choice = choose(found, expected_kind(FILL, assistant.is_edit(FILL)))
+    assert choice.chosen is found[0]
+    assert choice.agreeing == 2
+    assert choice.fits
+    # Without the request (a question, user code) the column stays an answer.
+    assert assistant.evaluate("result = df['revenue'].fillna(0)", gaps, False).new_table is None
+
+
+def test_a_same_named_column_is_not_an_edit_when_the_request_asks_for_a_new_column(gaps):
+    request = "Add a new column with revenue filled with 0"
+    assert assistant.evaluate("result = df['revenue'].fillna(0)", gaps, False, edit=request).new_table is None
+    # Nor a column the request does not name, nor a part of the rows.
+    assert assistant.evaluate("result = df['units'] * 2", gaps, False, edit=FILL).new_table is None
+    assert assistant.evaluate("result = df['revenue'].head(2)", gaps, False, edit=FILL).new_table is None
+
+
+def test_the_chosen_fill_makes_a_version_named_after_what_changed(researcher, gaps):
+    sheet = services.create_workbook(researcher, "Sales", [("Sales", gaps)], source_name="s.csv").sheets.get()
+    message = TableMessage.objects.create(
+        workbook=sheet.workbook,
+        sheet=sheet,
+        role="assistant",
+        mode="code",
+        based_on=sheet.current_version,
+        result={"question": FILL, "task": "edit"},
+    )
+    assistant.apply_run(message, assistant.evaluate("result = df['revenue'].fillna(0)", gaps, False, edit=FILL))
+    sheet.refresh_from_db()
+    assert message.made_version == sheet.current_version
+    assert sheet.current_version.description == "filled 2 missing cells in revenue"
+    assert workbooks.load_version(sheet.current_version).revenue.tolist() == [1200, 1500, 0, 0, 760]
+    # An edit that changed nothing makes no version.
+    again = TableMessage.objects.create(
+        workbook=sheet.workbook,
+        sheet=sheet,
+        role="assistant",
+        mode="code",
+        based_on=sheet.current_version,
+        result={"question": FILL, "task": "edit"},
+    )
+    assistant.apply_run(again, assistant.evaluate("result = df", workbooks.load_version(again.based_on), False))
+    assert again.made_version is None
+    assert sheet.versions.count() == 2
 
 
 def test_an_edit_prefers_code_that_changes_the_sheet_and_a_lone_column_never_replaces_it(sales):
