@@ -82,6 +82,15 @@ except (ValueError, KeyError) as exc:
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must be a postgresql:// URL (Atrium runs on PostgreSQL only)")
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "test_atrium")}
+# A pool of connections per process (psycopg_pool). Under ASGI each request runs its view in a
+# thread of its own, so Django's persistent connections (CONN_MAX_AGE) cannot be reused there and
+# each request would open a new PostgreSQL connection (a server process fork: a few ms of CPU
+# per page). The web server (config/web.py) turns it on; workers and tests keep plain connections.
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0, minimum=0)
+if DB_POOL_SIZE:
+    if DATABASES["default"].get("CONN_MAX_AGE"):
+        raise ImproperlyConfigured("DB_POOL_SIZE and DB_CONN_MAX_AGE cannot both be set")
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_SIZE, "timeout": 10}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: Celery broker, results and the Channels layer. A unix:// URL is what the

@@ -18,6 +18,8 @@ BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # Each web process keeps a pool of database connections (see DB_POOL_SIZE in settings).
+    os.environ.setdefault("DB_POOL_SIZE", "8")
     sys.path.insert(0, BASE_DIR)
     import uvicorn
 
