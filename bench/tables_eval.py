@@ -1,14 +1,17 @@
-"""Tables benchmark: the questions in bench/tables_cases.py (every TableLLM task type over
-nine tables built there), answered the way the worker answers them (apps.tables.assistant.solve:
-code candidates sampled one after another on the greedy one's cached prompt (more only when the first
-two disagree), each run in the sandbox, one repair turn, a
-choice by verifiable checks; text answers for the document table; constrained chart specs
-aggregated before drawing). Gold answers are computed from the tables.
+"""Tables benchmark: the questions in bench/tables_cases.py (every TableLLM task type over the
+tables built there), gold answers computed from the tables.
 
-Prints accuracy per task type and per mode, single sample (the greedy candidate alone)
-against selected, and median/p95 seconds per question (model and sandbox, in process; the
-queue and the socket add little next to generation). Needs the assistant model server.
-Run: .venv/bin/python bench/tables_eval.py [--limit N] [--candidates 3] [--task query]"""
+--via api (the default) measures what a user gets: bench/tables_api.py starts the web process and a
+Celery worker (stopped at the end) against DATABASE_URL / REDIS_URL and the assistant model server
+(OPENAI_BASE_URL or the project's llama server setting), uploads each table with an API token, asks
+with the mode (--mode, default auto), polls GET /api/jobs/{id} until the job ends and scores the answer
+the API returns; seconds are end to end (request to the job's end). --via process calls
+apps.tables.assistant.solve in this process (no web, queue or worker) and records llama.cpp's
+timings per question.
+
+Prints accuracy per task type and per mode, single sample (the greedy candidate alone) against
+selected, median/p95 seconds per question, and the load average (the machine is shared).
+Run: .venv/bin/python bench/tables_eval.py [--via api|process] [--limit N] [--task query] [--mode auto]"""
 
 import argparse
 import json
@@ -18,6 +21,7 @@ import re
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -30,6 +34,7 @@ import django  # noqa: E402
 django.setup()
 
 import pandas as pd  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from apps.inference.backends import GenerationParams  # noqa: E402
 from apps.inference.registry import model_for_role  # noqa: E402
@@ -37,7 +42,7 @@ from apps.inference.services import load_backend  # noqa: E402
 from apps.tables import assistant, charts  # noqa: E402
 from apps.tables.prompts import text_prompt  # noqa: E402
 from apps.tables.sandbox import table_from_json  # noqa: E402
-from apps.tables.selection import _canonical_value, choose  # noqa: E402
+from apps.tables.selection import _canonical_value, canonical, choose, expected_kind  # noqa: E402
 from bench.tables_cases import CASES, DOCUMENT_TABLES, build_tables  # noqa: E402
 
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -171,16 +176,26 @@ class Recorded:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--candidates", type=int, default=3)
+    parser.add_argument(
+        "--via",
+        choices=["api", "process"],
+        default="api",
+        help="api: upload, ask and poll through the HTTP API with a real worker (started here, stopped at the "
+        "end); process: call assistant.solve in this process (no web, queue or worker)",
+    )
+    parser.add_argument(
+        "--mode", choices=assistant.MODES, default="auto", help="the mode sent with each question (api)"
+    )
+    parser.add_argument("--candidates", type=int, default=3, help="code candidates (process; api: TABLES_CANDIDATES)")
     parser.add_argument("--task", default="")
     parser.add_argument(
         "--text",
         choices=["unsettled", "always"],
         default="unsettled",
-        help="when queries get the text answer too: as mode auto does (only when the code candidates do not "
-        "settle it), or always (mode both)",
+        help="(process) when queries get the text answer too: as mode auto does (only when the code candidates do "
+        "not settle it), or always (mode both)",
     )
-    parser.add_argument("--out", default=str(BASE_DIR / "var" / "bench" / "tables_eval.json"))
+    parser.add_argument("--out", default="")
     parser.add_argument("--report", help="print the figures of a finished or partial run's JSON and stop")
     parser.add_argument("--resume", action="store_true", help="keep the questions already in --out, run the rest")
     args = parser.parse_args()
@@ -188,106 +203,220 @@ def main() -> None:
         rows = json.loads(Path(args.report).read_text())
         report(rows, "(from " + args.report + ")", args.candidates, sum(r["seconds"] for r in rows))
         return
+    out = Path(args.out or BASE_DIR / "var" / "bench" / f"tables_eval_{args.via}.json")
     tables = build_tables()
     cases = interleaved([c for c in CASES if not args.task or c["task"] == args.task])
     if args.limit:
         cases = cases[: args.limit]
     spec = model_for_role("assistant")
-    backend = Recorded(load_backend(spec))
-    rows = json.loads(Path(args.out).read_text()) if args.resume and Path(args.out).exists() else []
+    rows = json.loads(out.read_text()) if args.resume and out.exists() else []
     done = {row["question"] for row in rows}
+    print(f"load average at the start: {load()}; assistant at {spec.source}", flush=True)
+    if args.via == "api":
+        from bench import tables_api
+
+        tables_api.ensure_database(os.environ.get("DATABASE_URL", ""))
+        stack = tables_api.start_stack(out.parent / "tables_api_logs")
+        runner = tables_api.ApiBench(stack, tables_api.bench_token())
+        answer = lambda case: via_api(case, runner, tables, args.mode)  # noqa: E731
+        candidates = settings.TABLES_CANDIDATES
+    else:
+        stack, backend = None, Recorded(load_backend(spec))
+        answer = lambda case: in_process(case, backend, tables, args)  # noqa: E731
+        candidates = args.candidates
     started = time.monotonic()
-    for number, case in enumerate(cases, start=1):
-        if case["question"] in done:
-            continue
-        frame = tables[case["table"]]
-        others = {name: tables[name] for name in case.get("others", [])}
-        gold = case["gold"](frame, *others.values()) if callable(case["gold"]) else case["gold"]
-        row = {"n": number, "table": case["table"], "task": case["task"], "question": case["question"]}
-        t0 = time.monotonic()
-        backend.calls.clear()
-        if case["task"] == "chart":
-            raw = backend.generate_json(
-                charts.spec_prompt(frame, case["question"]),
-                schema=charts.spec_schema(frame),
-                params=GenerationParams(temperature=0, max_tokens=80),
+    try:
+        for number, case in enumerate(cases, start=1):
+            if case["question"] in done:
+                continue
+            row = {"n": number, "table": case["table"], "task": case["task"], "question": case["question"]}
+            row.update(answer(case))
+            row["load"] = os.getloadavg()[0]
+            rows.append(row)
+            # Written after every question: a long run stopped early still has its figures (--report).
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=str))
+            print(
+                f"{number:3d}. {case['task']:<7} {case['table']:<10} {case['question'][:52]:<52} "
+                f"single={'ok' if row['single'] else '--'} selected={'ok' if row['selected'] else '--'} "
+                f"{row['seconds']:.1f}s {row.get('requests', '')}req load {row['load']:.1f}",
+                flush=True,
             )
-            chart_spec = charts.refine_spec(raw, frame, case["question"])
-            data = charts.aggregate(frame, chart_spec)
-            row.update(mode="chart", single=chart_right(frame, gold, chart_spec, data), spec=chart_spec)
-            row["selected"] = row["single"]
-        elif case.get("mode") == "text":
-            messages = text_prompt(frame, case["question"], DOCUMENT_TABLES.get(case["table"], ""))
-            text = "".join(backend.chat(messages, GenerationParams(temperature=0, max_tokens=assistant.TEXT_TOKENS)))
-            row.update(mode="text", single=text_matches(gold, text), text=text.strip()[:200])
-            row["selected"] = row["single"]
-        else:
-            query = case["task"] == "query" or not isinstance(gold, pd.DataFrame)
-            solution = assistant.solve(
-                frame,
-                case["question"],
-                backend,
-                assistant.greedy_code(backend),
-                want_text=args.text if query else "never",
-                candidates_wanted=args.candidates,
-                others=others,
-            )
-            greedy = solution.candidates[0]
-            code_only = choose(solution.candidates, solution.expected, "").chosen
-            chosen = solution.choice.chosen
-            if query:
-                right = lambda c, gold=gold: c is not None and c.ok and key_matches(gold, c.key)  # noqa: E731
-                text_ok = text_matches(gold, solution.text) if solution.text else False
-                row.update(
-                    mode="code",
-                    single=right(greedy),
-                    code_selected=right(code_only),
-                    selected=right(chosen) if chosen else text_ok,
-                    fallback=chosen is None,
-                )
-                if solution.text:
-                    row["text"] = text_ok
-            else:
-                right = lambda c, gold=gold: table_matches(gold, candidate_table(c))  # noqa: E731
-                row.update(mode="code", single=right(greedy), code_selected=right(code_only), selected=right(chosen))
-            row.update(
-                agreeing=solution.choice.agreeing,
-                candidates=len(solution.candidates),
-                ran=solution.choice.ran,
-                repaired=solution.first_failure is not None,
-                failures=[f"{c.kind}: {c.error[:160]}" for c in solution.candidates if not c.ok],
-                chosen_code=(chosen or greedy).code[:300],
-                answer=str((chosen or greedy).key)[:120],
-            )
-        row["gold"] = str(plain(gold))[:120] if not isinstance(gold, pd.DataFrame) else "(table)"
-        row["seconds"] = round(time.monotonic() - t0, 2)
-        row.update(backend.totals())
-        rows.append(row)
-        # Written after every question: a long run stopped early still has its figures (--report).
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=str))
-        print(
-            f"{number:3d}. {case['task']:<7} {case['table']:<10} {case['question'][:52]:<52} "
-            f"single={'ok' if row['single'] else '--'} selected={'ok' if row['selected'] else '--'} "
-            f"{row['seconds']:.1f}s",
-            flush=True,
+    finally:
+        if stack is not None:
+            runner.close()
+            stack.stop()
+    report(rows, f"{spec.name} via {args.via}", candidates, time.monotonic() - started)
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def in_process(case: dict, backend: "Recorded", tables: dict, args) -> dict:
+    """One question answered by assistant.solve in this process, the worker's code path."""
+    frame = tables[case["table"]]
+    others = {name: tables[name] for name in case.get("others", [])}
+    gold = case["gold"](frame, *others.values()) if callable(case["gold"]) else case["gold"]
+    row: dict = {}
+    t0 = time.monotonic()
+    backend.calls.clear()
+    if case["task"] == "chart":
+        raw = backend.generate_json(
+            charts.spec_prompt(frame, case["question"]),
+            schema=charts.spec_schema(frame),
+            params=GenerationParams(temperature=0, max_tokens=80),
         )
-    report(rows, spec.name, args.candidates, time.monotonic() - started)
+        chart_spec = charts.refine_spec(raw, frame, case["question"])
+        data = charts.aggregate(frame, chart_spec)
+        row.update(mode="chart", single=chart_right(frame, gold, chart_spec, data), spec=chart_spec)
+        row["selected"] = row["single"]
+    elif case.get("mode") == "text":
+        messages = text_prompt(frame, case["question"], DOCUMENT_TABLES.get(case["table"], ""))
+        text = "".join(backend.chat(messages, GenerationParams(temperature=0, max_tokens=assistant.TEXT_TOKENS)))
+        row.update(mode="text", single=text_matches(gold, text), text=text.strip()[:200])
+        row["selected"] = row["single"]
+    else:
+        query = case["task"] == "query" or not isinstance(gold, pd.DataFrame)
+        solution = assistant.solve(
+            frame,
+            case["question"],
+            backend,
+            assistant.greedy_code(backend),
+            want_text=args.text if query else "never",
+            candidates_wanted=args.candidates,
+            others=others,
+        )
+        greedy = solution.candidates[0]
+        code_only = choose(solution.candidates, solution.expected, "").chosen
+        chosen = solution.choice.chosen
+        right = scorer(gold, query)
+        if query:
+            text_ok = text_matches(gold, solution.text) if solution.text else False
+            row.update(
+                mode="code",
+                single=right(greedy),
+                code_selected=right(code_only),
+                selected=right(chosen) if chosen else text_ok,
+                fallback=chosen is None,
+            )
+            if solution.text:
+                row["text"] = text_ok
+        else:
+            row.update(mode="code", single=right(greedy), code_selected=right(code_only), selected=right(chosen))
+        row.update(
+            agreeing=solution.choice.agreeing,
+            candidates=len(solution.candidates),
+            ran=solution.choice.ran,
+            repaired=solution.first_failure is not None,
+            failures=[f"{c.kind}: {c.error[:160]}" for c in solution.candidates if not c.ok],
+            chosen_code=(chosen or greedy).code[:300],
+            answer=str((chosen or greedy).key)[:120],
+        )
+    row["gold"] = str(plain(gold))[:120] if not isinstance(gold, pd.DataFrame) else "(table)"
+    row["seconds"] = round(time.monotonic() - t0, 2)
+    row.update(backend.totals())
+    return row
+
+
+def scorer(gold, query: bool):
+    """Whether a candidate is right: its value (a query) or the table it leaves (an edit)."""
+    if query:
+        return lambda c: c is not None and c.ok and key_matches(gold, c.key)
+    return lambda c: table_matches(gold, candidate_table(c))
+
+
+def via_api(case: dict, runner, tables: dict, mode: str) -> dict:
+    """One question through the API and the worker, scored with the same checks. The greedy
+    candidate (single sample) and, when a text answer took part, the checks-only choice are
+    re-run here in the sandbox from the code the API returns (after the timed part)."""
+    others = case.get("others", [])
+    sheet_id, read = runner.sheet_for(case["table"], tables, others, DOCUMENT_TABLES.get(case["table"], ""))
+    frame = read[case["table"]]
+    other_frames = {name: read[name] for name in others}
+    gold = case["gold"](frame, *other_frames.values()) if callable(case["gold"]) else case["gold"]
+    got = runner.ask(sheet_id, case["question"], mode)
+    message = got.pop("message")
+    row: dict = {**got, "server_mode": message["mode"], "status": message["status"], "failure": message["failure_kind"]}
+    output = message["output"] or {}
+    if message["mode"] == "chart":
+        right = output.get("type") == "chart" and case["task"] == "chart"
+        if right:
+            data = pd.DataFrame(output["table"]["rows"], columns=output["table"]["columns"])
+            right = chart_right(frame, gold, output["spec"], data)
+        row.update(mode="chart", single=right, selected=right, spec=output.get("spec"))
+    elif message["mode"] == "text":
+        right = text_matches(gold, message["text"] or "")
+        row.update(mode="text", single=right, selected=right, text=(message["text"] or "").strip()[:200])
+    else:
+        query = case["task"] == "query" or not isinstance(gold, pd.DataFrame)
+        edit = case["question"] if assistant.is_edit(case["question"]) else ""
+        right = scorer(gold, query)
+        chosen = message["chosen"]
+        summaries = message["candidates"] or []
+        if query:
+            chosen_right = bool(message["verified"]) and output.get("type") not in (None, "version")
+            chosen_right = chosen_right and key_matches(gold, canonical(output))
+            text_ok = text_matches(gold, message["text"]) if message["text"] else False
+            selected = chosen_right if message["verified"] else text_ok
+        else:
+            table = None
+            if message["version"]:
+                table = runner.version_table(message["version"])
+                runner.undo(sheet_id)  # the next question sees the table as uploaded
+            elif output.get("type") == "table":
+                table = table_from_json(output["table"])
+            chosen_right = selected = chosen is not None and table_matches(gold, table)
+
+        def rerun(summary: dict):
+            return assistant.evaluate(summary["code"], frame, True, other_frames, edit)
+
+        single = chosen_right if chosen == 0 else bool(summaries) and right(rerun(summaries[0]))
+        code_selected = chosen_right
+        if query and message["text"] and summaries:
+            expected = expected_kind(case["question"], bool(edit))
+            code_selected = right(choose([rerun(s) for s in summaries], expected, "").chosen)
+        row.update(mode="code", single=single, code_selected=code_selected, selected=selected)
+        if query:
+            row["fallback"] = not message["verified"]
+            if message["text"]:
+                row["text"] = text_ok
+        row.update(
+            agreeing=message["agreeing"],
+            candidates=len(summaries),
+            repaired=message["first_attempt"] is not None,
+            failures=[f"{s['kind']}: {(s['error'] or '')[:160]}" for s in summaries if not s["ok"]],
+            chosen_code=summaries[chosen]["code"][:300] if chosen is not None else "",
+            answer=str(output.get("value", output.get("description", output.get("type"))))[:120],
+        )
+    row["gold"] = str(plain(gold))[:120] if not isinstance(gold, pd.DataFrame) else "(table)"
+    return row
 
 
 def interleaved(cases: list[dict]) -> list[dict]:
-    """One case of each table in turn, so that a run cut short (--limit) still covers every
-    table and task type."""
+    """An order in which every prefix is a fair sample, so that a run cut short (--limit, or
+    stopped) still covers every table and every task type in their shares of the whole: within
+    a task type the tables take turns, and each case sits at its place in its task type's list
+    scaled to the length of the run."""
     by_table: dict[str, list[dict]] = {}
     for case in cases:
         by_table.setdefault(case["table"], []).append(case)
     queues = list(by_table.values())
-    ordered = []
+    turns = []
     while any(queues):
         for queue in queues:
             if queue:
-                ordered.append(queue.pop(0))
-    return ordered
+                turns.append(queue.pop(0))
+    by_task: dict[str, list[dict]] = {}
+    for case in turns:
+        by_task.setdefault(case["task"], []).append(case)
+    tasks = list(by_task)
+    placed = [
+        ((rank + 0.5) / len(group), tasks.index(task), case)
+        for task, group in by_task.items()
+        for rank, case in enumerate(group)
+    ]
+    return [case for *_, case in sorted(placed, key=lambda item: item[:2])]
 
 
 def share(rows: list[dict], key: str) -> str:
@@ -326,6 +455,25 @@ def report(rows: list[dict], model: str, candidates: int, seconds: float) -> Non
     print(f"  repair turns: {repaired}; answers given as unverified text: {fallbacks}")
     if code_rows:
         print(f"  candidates per code question: {statistics.mean(r['candidates'] for r in code_rows):.2f}")
+    api_rows = [r for r in rows if "queued" in r]
+    if api_rows:
+        print(
+            f"\nthrough the API: statuses {dict(Counter(r['status'] for r in api_rows))}; "
+            f"chart questions not routed to a chart: {sum(r['task'] == 'chart' and r['mode'] != 'chart' for r in rows)}"
+        )
+        print(
+            "  medians: "
+            + ", ".join(
+                f"{key} {statistics.median(r[key] or 0 for r in api_rows):.2f}" for key in ("queued", "ran", "requests")
+            )
+            + "  (queued/ran: s from the job's own timestamps; requests: to the model)"
+        )
+    loads = [r["load"] for r in rows if "load" in r]
+    if loads:
+        print(
+            f"load average (1 min) over the questions: median {statistics.median(loads):.2f}, max {max(loads):.2f}; "
+            f"now {load()}"
+        )
     timed = [r for r in rows if "prompt_read" in r]
     if timed:
         print("\nserver work per question (llama.cpp timings; medians):")
