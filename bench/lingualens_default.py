@@ -5,8 +5,11 @@
         in tokens/s with MODEL_THREADS threads (make up's batch worker: 1), and the first-start wait
         they give for the full set;
     .venv/bin/python bench/lingualens_default.py --run-small [--tokens 150000] [--explain 12]
+            [--layers 3 6 9] [--no-scores]
         the set's chain in this process on a smaller corpus (same layers, width, k; the whole
-        catalogue; the assistant server for explanations), then the report below;
+        catalogue unless --no-scores; the assistant server for explanations), then the report below;
+    .venv/bin/python bench/lingualens_default.py --reexplain --job ID [--explain 12] [--layers 6]
+        explain a stored set's SAEs again with the current explain.py, then the report;
     .venv/bin/python bench/lingualens_default.py [--job ID]
         the report on a stored set (default: the latest default set): per SAE, the held-out FRC of
         each feature's best latent (median, share >= 0.8, share above the random floor, share whose
@@ -86,21 +89,28 @@ def rates(tokens: int) -> None:
     )
 
 
-def run_small(tokens: int, explain: int) -> int:
+def run_small(tokens: int, explain: int, layers: list[int] | None, no_scores: bool) -> int:
     """The chain's own code on a smaller corpus; its job row is not a default-set job, so a later
-    `make up` against this database still queues the real set."""
+    `make up` against this database still queues the real set. `layers` narrows the set and
+    `no_scores` skips the catalogue scoring (about 15 min per SAE here): explanations then go to
+    live latents (explain.default_latents) instead of the features' best ones."""
     from apps.inference.registry import get_model
     from apps.inference.services import load_backend
     from apps.jobs.models import Job
     from apps.lingualens import default_set, services
+    from apps.lingualens.models import SAE
 
     services.load_default_catalogue()
     default_set.CORPUS_TOKENS, default_set.TRAINING_TOKENS = tokens, tokens
     default_set.EXPLAIN_LATENTS = explain
     default_set.CORPUS_NAME = f"LinguaLens default set, bench ({tokens:,} tokens)"
     default_set.SLUG_PREFIX = f"bench{tokens // 1000}k"
+    if layers:
+        default_set.LAYERS = tuple(layers)
     owner = default_set.service_owner()
     params = default_set._create_set(owner)
+    if no_scores:
+        SAE.objects.filter(pk__in=params["sae_ids"]).update(scored=True)
     job = Job.objects.create(owner=owner, kind="bench.lingualens_default", queue="batch", params=params)
     backend = load_backend(get_model("gemma3-270m"))
     started = time.monotonic()
@@ -110,6 +120,30 @@ def run_small(tokens: int, explain: int) -> int:
     Job.objects.filter(pk=job.pk).update(status="succeeded", result=result)
     print(f"chain done in {(time.monotonic() - started) / 60:.1f} min ({load()})\n")
     return job.pk
+
+
+def reexplain(job_id: int | None, limit: int, layers: list[int] | None) -> None:
+    """Explain the stored set's SAEs again with the current explain.py (earlier explanations and
+    scores are cleared), on the assistant server of OPENAI_BASE_URL / LLAMA_SERVER_URL."""
+    from apps.jobs.models import Job
+    from apps.lingualens import default_set, pipeline
+
+    job = Job.objects.get(pk=job_id) if job_id else default_set.latest_job()
+    _run, saes = default_set.set_objects(job)
+    for sae in saes:
+        if layers and sae.layer not in layers:
+            continue
+        sae.latents.exclude(explanation="").update(explanation="", explanation_score=None, explanation_detail={})
+        started = time.monotonic()
+
+        def progress(fraction: float, message: str, layer: int = sae.layer) -> None:
+            print(f"  L{layer} {fraction:4.0%} {message}", flush=True)
+
+        result = pipeline.explain_sae(sae, limit, None, progress)
+        seconds = time.monotonic() - started
+        sae.metrics = {**sae.metrics, "explained": result["explained"], "explain_seconds": seconds}
+        sae.save(update_fields=["metrics"])
+        print(f"L{sae.layer}: {result} in {seconds:.0f} s ({load()})", flush=True)
 
 
 def report(job_id: int | None) -> None:
@@ -144,6 +178,16 @@ def report(job_id: int | None) -> None:
         explained = list(Latent.objects.filter(sae=sae).exclude(explanation=""))
         detection = [lat.explanation_score for lat in explained if lat.explanation_score is not None]
         control = [lat.explanation_detail["control"] for lat in explained if "control" in lat.explanation_detail]
+        accuracy = [
+            lat.explanation_detail["balanced_accuracy"]
+            for lat in explained
+            if "balanced_accuracy" in lat.explanation_detail
+        ]
+        accuracy_control = [
+            lat.explanation_detail["control_balanced_accuracy"]
+            for lat in explained
+            if "control_balanced_accuracy" in lat.explanation_detail
+        ]
         paired = [
             lat.explanation_score - lat.explanation_detail["control"]
             for lat in explained
@@ -170,8 +214,10 @@ def report(job_id: int | None) -> None:
                 f"(positive {share([g > 0 for g in gaps_clear])})"
             )
         print(
-            f"  explanations: {len(explained)}; detection (balanced accuracy) median {median(detection)} vs "
-            f"shuffled-explanation control {median(control)}; own minus control median {median(paired, '+.3f')}"
+            f"  explanations: {len(explained)}; detection AUC median {median(detection)} vs shuffled-explanation "
+            f"control {median(control)}; own minus control median {median(paired, '+.3f')}, own above control "
+            f"{share([d > 0 for d in paired])}; balanced accuracy median {median(accuracy)} vs control "
+            f"{median(accuracy_control)}"
         )
         train_rate = sae.steps_done * sae.batch_size / max(sae.train_seconds or 1, 1)
         print(
@@ -188,6 +234,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=None)
     parser.add_argument("--explain", type=int, default=12, help="latents explained per SAE with --run-small")
     parser.add_argument("--job", type=int, default=None)
+    parser.add_argument("--layers", type=int, nargs="+", default=None, help="layers of the --run-small set")
+    parser.add_argument("--no-scores", action="store_true", help="--run-small without catalogue scoring")
+    parser.add_argument("--reexplain", action="store_true", help="explain a stored set again (--explain latents)")
     args = parser.parse_args()
 
     import django
@@ -198,7 +247,9 @@ def main() -> None:
         return
     job_id = args.job
     if args.run_small:
-        job_id = run_small(args.tokens or 150_000, args.explain)
+        job_id = run_small(args.tokens or 150_000, args.explain, args.layers, args.no_scores)
+    elif args.reexplain:
+        reexplain(job_id, args.explain, args.layers)
     report(job_id)
 
 

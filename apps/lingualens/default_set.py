@@ -45,7 +45,7 @@ COLLECT_TOKENS_PER_S = 650.0  # three layers, one forward pass (642-661 measured
 TRAIN_TOKENS_PER_S = 1500.0  # width 4096, k 32 (1,100-3,500 measured, by load)
 STATS_SECONDS = 600.0  # metrics, CE recovered and latent statistics of one SAE over 1M tokens (110-190 s on 150k)
 SCORE_SECONDS = 900.0  # 48 features, held-out FRC and FIC, one SAE (903 s measured)
-EXPLAIN_SECONDS = 900.0  # 24 latents, an explanation and two detection prompts each (473 s for 12 measured)
+EXPLAIN_SECONDS = 900.0  # 24 latents, an explanation and 20 one-word detection prompts each
 
 
 def service_owner():
@@ -314,7 +314,9 @@ def _work(job: Job, run: ActivationRun, saes: list[SAE], started: float, backend
         if not sae.metrics.get("explained"):
             clock = time.monotonic()
             chosen = explain.default_latents(sae, EXPLAIN_LATENTS)
-            todo = list(sae.latents.filter(index__in=chosen, explanation="").values_list("index", flat=True))
+            # Not yet judged: unexplained, or explained by a link that stopped before detection.
+            unjudged = sae.latents.filter(index__in=chosen).exclude(explanation_detail__has_key="judged")
+            todo = list(unjudged.values_list("index", flat=True))
             report = _reporter(job, plan, first_score + len(saes) + number, started)
             try:
                 if todo:

@@ -184,8 +184,8 @@ class Latent(models.Model):
     neighbours = models.JSONField(default=list, blank=True)  # [[index, cosine], ...]
     note = models.TextField(blank=True)
     note_updated_at = models.DateTimeField(null=True, blank=True)
-    # Written by the assistant model (explain.py); the score is detection balanced accuracy on
-    # held-out snippets (0.5 = chance), the detail holds the shuffled-explanation control.
+    # Written by the assistant model (explain.py); the score is the detection AUC on held-out
+    # snippets (0.5 = chance), the detail holds each snippet's P(Yes) and the shuffled-explanation control.
     explanation = models.TextField(blank=True)
     explanation_score = models.FloatField(null=True, blank=True)
     explanation_detail = models.JSONField(default=dict, blank=True)
