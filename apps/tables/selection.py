@@ -150,16 +150,20 @@ def text_agrees(key, text: str) -> bool | None:
     return None
 
 
-NEW_COLUMN_WORDS = re.compile(r"\b(new column|add|append|insert|create)\b|新增|添加|插入", re.IGNORECASE)
+# Requests whose lone same-named column is not a change of that column in place: a new column,
+# or a reordering (the sorted values of one column, out of line with the other columns' rows).
+NOT_IN_PLACE = re.compile(
+    r"\b(new column|add|append|insert|create|sort|order|rank)\b|新增|添加|插入|排序", re.IGNORECASE
+)
 
 
 def edited_sheet(frame: pd.DataFrame, result: pd.DataFrame, question: str) -> pd.DataFrame | None:
     """An in-place edit returned as the changed column alone (`result = df['revenue'].fillna(0)`
     for "fill the missing revenue values with 0"), read as the sheet with that column replaced.
     Only when the column is one of the sheet's, named in the request, every row is there, and
-    the request does not ask for a new column (then the same-named series is the new column's
-    values, not a change to the old one)."""
-    if result.shape[1] != 1 or len(result) != len(frame) or NEW_COLUMN_WORDS.search(question):
+    the request asks for no new column (then the same-named series is the new column's values,
+    not a change to the old one) and no sorting (then its rows no longer line up)."""
+    if result.shape[1] != 1 or len(result) != len(frame) or NOT_IN_PLACE.search(question):
         return None
     name = str(result.columns[0])
     columns = {str(c): c for c in frame.columns}

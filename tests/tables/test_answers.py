@@ -277,6 +277,9 @@ def test_fill_missing_returned_as_the_column_alone_is_an_edit_of_that_column(gap
 def test_a_same_named_column_is_not_an_edit_when_the_request_asks_for_a_new_column(gaps):
     request = "Add a new column with revenue filled with 0"
     assert assistant.evaluate("result = df['revenue'].fillna(0)", gaps, False, edit=request).new_table is None
+    by_revenue = "Sort the table by revenue"
+    sorted_column = "result = df['revenue'].sort_values().reset_index(drop=True)"
+    assert assistant.evaluate(sorted_column, gaps, False, edit=by_revenue).new_table is None
     # Nor a column the request does not name, nor a part of the rows.
     assert assistant.evaluate("result = df['units'] * 2", gaps, False, edit=FILL).new_table is None
     assert assistant.evaluate("result = df['revenue'].head(2)", gaps, False, edit=FILL).new_table is None
