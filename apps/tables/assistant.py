@@ -63,6 +63,11 @@ SAMPLE_TEMPERATURE = 0.7
 # A sampled candidate that runs past this is rambling (typing out the rows, say); the greedy
 # one keeps CODE_TOKENS. Code answers to the bench's questions are 10-80 tokens.
 SAMPLE_TOKENS = 160
+# Within that, a sample may be a few times as long as the greedy answer to the same prompt, and
+# at least SAMPLE_FLOOR tokens: on a busy shared server a token cost about a second, and a
+# sample that wrote 130 tokens of comments for a one-line sum cost two minutes.
+SAMPLE_FLOOR = 48
+CHARS_PER_TOKEN = 3  # pandas code, roughly, in the assistant model's tokenizer
 
 # Sandbox failure kinds as the API names them, and in words for the page.
 FAILURE_KINDS = {"refused": "refused", "syntax": "syntax", "error": "runtime", "killed": "runtime"}
@@ -242,11 +247,17 @@ def greedy_code(backend) -> Callable[[list[dict]], str]:
     return lambda messages: _chat(backend, messages, 0.0, CODE_TOKENS, 0, CODE_STOP)
 
 
-def _samples(backend, messages: list[dict], n: int, seed: int) -> list[str]:
+def sample_budget(greedy_reply: str) -> int:
+    """Tokens a sampled candidate may write: twice the greedy answer's length and some, within
+    SAMPLE_FLOOR..SAMPLE_TOKENS."""
+    return max(SAMPLE_FLOOR, min(SAMPLE_TOKENS, 2 * len(greedy_reply) // CHARS_PER_TOKEN + 16))
+
+
+def _samples(backend, messages: list[dict], n: int, seed: int, max_tokens: int = SAMPLE_TOKENS) -> list[str]:
     """`n` sampled code answers to the greedy one's exact messages, in one request where the
     backend can (the server reads the prompt once and copies its cache to each answer)."""
     params = GenerationParams(
-        temperature=SAMPLE_TEMPERATURE, max_tokens=SAMPLE_TOKENS, top_p=0.95, seed=seed, stop=CODE_STOP
+        temperature=SAMPLE_TEMPERATURE, max_tokens=max_tokens, top_p=0.95, seed=seed, stop=CODE_STOP
     )
     try:
         if hasattr(backend, "chat_choices"):
@@ -287,12 +298,14 @@ def solve(
     prompt = code_messages(frame, question, others)
     wanted = candidates_wanted or candidate_count()
     edit = question if changes_table else ""
-    candidates = [evaluate(extract_code(greedy(prompt)), frame, False, others, edit)]
+    first = greedy(prompt)
+    budget = sample_budget(first)
+    candidates = [evaluate(extract_code(first), frame, False, others, edit)]
     if wanted > 1:
-        replies = _samples(backend, prompt, 1, seed=1)
+        replies = _samples(backend, prompt, 1, seed=1, max_tokens=budget)
         candidates += [evaluate(extract_code(r), frame, True, others, edit) for r in replies]
         if wanted > 2 and not settled(candidates, expected):
-            more = _samples(backend, prompt, wanted - 2, seed=2)
+            more = _samples(backend, prompt, wanted - 2, seed=2, max_tokens=budget)
             candidates += [evaluate(extract_code(reply), frame, True, others, edit) for reply in more]
     first_failure = None
     if not any(c.ok for c in candidates):

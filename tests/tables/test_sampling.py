@@ -103,3 +103,11 @@ def test_settled_needs_a_majority_of_agreeing_candidates_of_the_right_kind(sales
     assert not assistant.settled([greedy, other], "number")
     assert assistant.settled([greedy, other, same], "number")  # two of three
     assert not assistant.settled([greedy, same], "name")  # agreeing on the wrong kind
+
+
+def test_a_sample_may_write_a_few_times_the_greedy_answer_within_floor_and_ceiling():
+    one_line = "result = df['revenue'].sum()"
+    assert assistant.sample_budget(one_line) == assistant.SAMPLE_FLOOR
+    longer = "totals = df.groupby('region')['revenue'].sum()\nresult = totals.idxmax()\n" * 2
+    assert assistant.SAMPLE_FLOOR < assistant.sample_budget(longer) < assistant.SAMPLE_TOKENS
+    assert assistant.sample_budget(longer * 5) == assistant.SAMPLE_TOKENS
