@@ -65,9 +65,13 @@ SAMPLE_TEMPERATURE = 0.7
 SAMPLE_TOKENS = 160
 # Within that, a sample may be a few times as long as the greedy answer to the same prompt, and
 # at least SAMPLE_FLOOR tokens: on a busy shared server a token cost about a second, and a
-# sample that wrote 130 tokens of comments for a one-line sum cost two minutes.
+# sample that typed out the table (160 tokens, discarded as a rebuilt table) for a one-line sum
+# cost minutes.
 SAMPLE_FLOOR = 48
 CHARS_PER_TOKEN = 3  # pandas code, roughly, in the assistant model's tokenizer
+# A sample that starts reading a file ("df = pd.read_csv('data.csv')", a quarter of the samples in
+# a first API run) is refused by the sandbox whatever follows: stop it there.
+SAMPLE_STOP = [*CODE_STOP, "pd.read_"]
 
 # Sandbox failure kinds as the API names them, and in words for the page.
 FAILURE_KINDS = {"refused": "refused", "syntax": "syntax", "error": "runtime", "killed": "runtime"}
@@ -257,7 +261,7 @@ def _samples(backend, messages: list[dict], n: int, seed: int, max_tokens: int =
     """`n` sampled code answers to the greedy one's exact messages, in one request where the
     backend can (the server reads the prompt once and copies its cache to each answer)."""
     params = GenerationParams(
-        temperature=SAMPLE_TEMPERATURE, max_tokens=max_tokens, top_p=0.95, seed=seed, stop=CODE_STOP
+        temperature=SAMPLE_TEMPERATURE, max_tokens=max_tokens, top_p=0.95, seed=seed, stop=SAMPLE_STOP
     )
     try:
         if hasattr(backend, "chat_choices"):
