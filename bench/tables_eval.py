@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import signal
 import statistics
 import sys
 import time
@@ -225,6 +226,9 @@ def main() -> None:
         answer = lambda case: in_process(case, backend, tables, args)  # noqa: E731
         candidates = args.candidates
     started = time.monotonic()
+    # `kill` (as for a run in the background, which ignores Ctrl-C) ends it like Ctrl-C: through
+    # the finally below, which stops the web process and the worker.
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         for number, case in enumerate(cases, start=1):
             if case["question"] in done:
@@ -247,6 +251,10 @@ def main() -> None:
             runner.close()
             stack.stop()
     report(rows, f"{spec.name} via {args.via}", candidates, time.monotonic() - started)
+
+
+def interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def load() -> str:
