@@ -230,6 +230,11 @@ class SandboxServer:
             # Arrow's bundled jemalloc starts a background thread at import; a forked child
             # (no new threads allowed) must not depend on it.
             "JE_ARROW_MALLOC_CONF": "background_thread:false",
+            # Read by Arrow when it loads, so no allocator but the system's is ever set up. Setting
+            # the pool after import (sandbox_server.py) was not enough: a string comparison
+            # (`df[df.city == 'Cairo']`) still reserved mimalloc's 1 GiB arena in the child and
+            # failed as "needed more than 1024 MB" on correct code.
+            "ARROW_DEFAULT_MEMORY_POOL": "system",
         }
         self.process = subprocess.Popen(
             [sys.executable, "-I", str(script)],

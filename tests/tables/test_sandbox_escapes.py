@@ -161,3 +161,22 @@ def test_string_work_fits_a_tight_memory_limit():
     assert result.result["value"] == len(TABLE["name"][0]) + 1
     result = run_code("x = 'a' * (512 * 1024 * 1024)", {"df": TABLE}, limits)
     assert result.kind == "memory"  # the limit still holds
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "result = df[df['name'] == 'b']['value'].max()",  # a filter on a string column
+        "result = int(df['name'].isin(['b']).sum())",
+        "result = df.groupby('name')['value'].sum().loc['b']",
+        "result = df.sort_values('name').iloc[-1]['value']",
+    ],
+)
+def test_comparing_strings_fits_the_memory_limit(code):
+    # Arrow's compute kernels set up an allocator of their own on first use unless the whole
+    # process was told to use the system one: a 1 GiB reservation that failed every filter on a
+    # text column (`df[df.city == 'Cairo']`) as "needed more than 1024 MB".
+    result = run_code(code, {"df": TABLE})
+    assert result.ok, result.error
+    assert result.result["value"] == 2
+    assert run_code(code, {"df": TABLE}, SandboxLimits(memory_mb=128)).ok
