@@ -128,14 +128,14 @@ def wait_for(question_id: int, seconds: float) -> Question:
     """The parse runs in a cpu worker; the API waits for it up to `seconds`."""
     deadline = time.monotonic() + max(0.0, min(seconds, MAX_WAIT_SECONDS))
     while True:
-        question = Question.objects.select_related("kb", "job").get(pk=question_id)
+        question = Question.objects.select_related("kb", "job", "draft_job").get(pk=question_id)
         if question.status != Question.Status.PENDING or time.monotonic() >= deadline:
             return question
         time.sleep(0.2)
 
 
 def owned_question(request, question_id: int) -> Question:
-    question = Question.objects.select_related("kb", "job").filter(pk=question_id).first()
+    question = Question.objects.select_related("kb", "job", "draft_job").filter(pk=question_id).first()
     if question is None or not can_view_owned(request.auth, question.owner_id):
         raise HttpError(404, "No such question.")
     return question
@@ -149,9 +149,12 @@ def require_parser_role(request) -> None:
 @router.post("/kbqa/ask", response={200: dict, 202: dict, 422: ErrorsOut})
 def ask(request, payload: AskIn):
     """Parse a question into a KoPL program (sketch, then arguments from the KB with ontology
-    pruning) and run it. Returns {sketch, program, candidates, steps, answer}; status 202 with
-    "status": "pending" if the worker has not finished within `wait` seconds (poll
-    GET /api/kbqa/questions/{id})."""
+    pruning) and run it. Returns {sketch, program, candidates, steps, answer, source, sources,
+    draft_status, ...}; status 202 with "status": "pending" if the worker has not finished within
+    `wait` seconds (poll GET /api/kbqa/questions/{id}). The parser's answer never waits for the
+    assistant model: when the parser was unsure, "draft_status" is "pending" while the model drafts
+    a second opinion, then "done" ("source" says whether the draft replaced the answer) or
+    "failed" (the parser's answer stands; "draft_error" says why)."""
     kb = services.list_kbs().filter(name=payload.kb).first()
     if kb is None:
         raise HttpError(404, f"No knowledge base named {payload.kb!r}.")
@@ -168,7 +171,7 @@ def ask(request, payload: AskIn):
 
 @router.get("/kbqa/questions", response=list[dict])
 def list_questions(request):
-    questions = Question.objects.filter(owner=request.auth).select_related("kb", "job")[:100]
+    questions = Question.objects.filter(owner=request.auth).select_related("kb", "job", "draft_job")[:100]
     return [services.question_json(q) for q in questions]
 
 

@@ -16,4 +16,8 @@ class KbqaConfig(AppConfig):
             # A parse and a KoPL run need no model server: the cpu workers, which keep the KBs indexed.
             JobKind("kbqa.ask", "cpu"),
             JobKind("kbqa.import", "cpu"),
+            # The assistant model's second opinion, after the parser's answer is shown: someone is
+            # watching the page, and the work is mostly waiting on the model server, like the other
+            # model calls a user waits for. Not cpu, where it would hold up the next parse.
+            JobKind("kbqa.draft", "interactive"),
         )

@@ -297,6 +297,9 @@ class Draft:
     vocabulary: dict
     seconds: float
     error: str | None = None
+    # The model gave no answer at all (server unreachable, timed out): no second opinion came back,
+    # as opposed to one whose steps do not form a program or do not run.
+    failed: bool = False
 
     def as_json(self) -> dict:
         return {
@@ -304,6 +307,7 @@ class Draft:
             "vocabulary": self.vocabulary,
             "seconds": round(self.seconds, 3),
             "error": self.error,
+            "failed": self.failed,
         }
 
 
@@ -343,7 +347,7 @@ def draft_program(ctx: QuestionContext, backend) -> Draft:
         )
     except InferenceError as exc:
         logger.warning("KBQA draft failed: %s", exc)
-        return Draft(None, vocab.as_json(), time.perf_counter() - started, str(exc)[:500])
+        return Draft(None, vocab.as_json(), time.perf_counter() - started, str(exc)[:500], failed=True)
     program = with_dependencies(answer["program"])
     error = None if program else "the drafted steps do not form a program"
     return Draft(program, vocab.as_json(), time.perf_counter() - started, error)
@@ -437,19 +441,18 @@ def score_program(
     return total, steps, beam_answer(ctx.onto, beam), shown, fits
 
 
-def parse_with_draft(
-    question: str, onto: Ontology, classifier: SketchClassifier, backend, prune: bool = True
+def apply_draft(
+    parsed: ParseResult,
+    ctx: QuestionContext,
+    classifier: SketchClassifier,
+    draft: Draft,
+    reason: str,
+    prune: bool = True,
 ) -> ParseResult:
-    """The parser first; when it is unsure (parser_unsure), a draft by the assistant model is
-    executed, scored with the same scoring and ranked with the parser's candidates. The result
-    says which source won (`source`) and lists the others (`alternatives`, `draft`)."""
-    parsed = parse_question(question, onto, classifier, prune=prune)
-    reason = parser_unsure(parsed, onto)
-    if reason is None:
-        return parsed
-    ctx = question_context(question, onto)
-    draft = draft_program(ctx, backend)
-    parsed.seconds += draft.seconds
+    """Score a draft beside the parser's candidates (the parse is changed in place and returned):
+    it replaces the parser's program only when it scores higher by the same scoring; otherwise it
+    is listed among the alternatives. `parsed.draft` records what was offered and written."""
+    onto = ctx.onto
     parsed.draft = {**draft.as_json(), "reason": reason}
     if draft.program is None:
         return parsed
@@ -478,3 +481,21 @@ def parse_with_draft(
         ]
     parsed.alternatives.sort(key=lambda item: -item["score"])
     return parsed
+
+
+def parse_with_draft(
+    question: str, onto: Ontology, classifier: SketchClassifier, backend, prune: bool = True
+) -> ParseResult:
+    """The parser first; when it is unsure (parser_unsure), a draft by the assistant model is
+    executed, scored with the same scoring and ranked with the parser's candidates, all in one
+    call (the bench and tests; the app answers first and drafts in a job of its own, see
+    apps.kbqa.services.draft). The result says which source won (`source`) and lists the others
+    (`alternatives`, `draft`)."""
+    parsed = parse_question(question, onto, classifier, prune=prune)
+    reason = parser_unsure(parsed, onto)
+    if reason is None:
+        return parsed
+    ctx = question_context(question, onto)
+    draft = draft_program(ctx, backend)
+    parsed.seconds += draft.seconds
+    return apply_draft(parsed, ctx, classifier, draft, reason, prune)

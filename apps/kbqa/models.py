@@ -123,6 +123,9 @@ class Question(JobBacked):
     program = models.JSONField(default=list)
     # execute_program's output: {"steps", "answer", "error"}
     execution = models.JSONField(default=dict)
+    # The second opinion: when the parser was unsure, a `kbqa.draft` job asks the assistant model
+    # for a program after the parser's answer is saved and shown (it never waits for the model).
+    draft_job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -130,6 +133,26 @@ class Question(JobBacked):
 
     def __str__(self) -> str:
         return self.text[:80]
+
+    class DraftStatus(models.TextChoices):
+        NONE = "none", "None"  # the parser was sure (or an edited program): no draft asked for
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"  # scored beside the parser's candidates (it may or may not have won)
+        FAILED = "failed", "Failed"  # no draft came back: the parser's answer stands
+
+    @property
+    def draft_status(self) -> "Question.DraftStatus":
+        if not self.draft_job_id:
+            return self.DraftStatus.NONE
+        status = self.draft_job.status
+        if status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return self.DraftStatus.PENDING
+        return self.DraftStatus.FAILED if status in STOPPED_STATUSES else self.DraftStatus.DONE
+
+    @property
+    def draft_error(self) -> str:
+        """Why the draft failed: the job's message (model unreachable, timed out, crashed)."""
+        return self.draft_job.error if self.draft_status == self.DraftStatus.FAILED else ""
 
     @property
     def status(self) -> "Question.Status":

@@ -145,10 +145,31 @@ class ParseResult:
             "mentions": self.mentions,
             "score": None if self.score is None else round(self.score, 3),
             "margin": None if self.margin is None else round(self.margin, 3),
+            "answer_fits": self.answer_fits,
             "source": self.source,
             "alternatives": self.alternatives,
             "draft": self.draft,
         }
+
+    @classmethod
+    def from_json(cls, data: dict) -> ParseResult:
+        """A saved parse (as_json) again, so a draft run later is scored against it."""
+        return cls(
+            sketches=list(data.get("sketches", [])),
+            program=list(data.get("program", [])),
+            candidates=list(data.get("candidates", [])),
+            complete=bool(data.get("complete")),
+            error=data.get("error"),
+            pruning=dict(data.get("pruning", {})),
+            seconds=float(data.get("seconds", 0.0)),
+            mentions=list(data.get("mentions", [])),
+            score=data.get("score"),
+            margin=data.get("margin"),
+            answer_fits=bool(data.get("answer_fits", True)),
+            source=data.get("source", "parser"),
+            alternatives=list(data.get("alternatives", [])),
+            draft=data.get("draft"),
+        )
 
 
 HOW_MANY = re.compile(r"\b(how many|number of|count)\b", re.IGNORECASE)

@@ -12,14 +12,14 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from apps.jobs.models import Job
-from apps.jobs.services import create_job, report_progress
+from apps.jobs.services import JobFailed, create_job, report_progress
+from apps.kbqa import drafting, training
 from apps.kbqa import parser as kbqa_parser
-from apps.kbqa import training
-from apps.kbqa.drafting import drafting_backend, parse_with_draft
 from apps.kbqa.kb_format import MAX_ERRORS, KBValidationError, content_hash, kb_stats, normalize_kb, validate_kb
 from apps.kbqa.kopl import execute_program
 from apps.kbqa.models import KBImport, KnowledgeBase, ParserEvaluation, ParserModel, Question
 from apps.kbqa.ontology import load_ontology
+from apps.kbqa.reading import question_context
 
 # ---------------------------------------------------------------------------------------------
 # Import and lookup
@@ -181,7 +181,10 @@ def answer(job: Job) -> dict:
         training.fit_parser(parser, progress=lambda f, m: report_progress(job, 0.05 + 0.5 * f, m))
     report_progress(job, 0.6, f"Parsing with the parser trained on {parser.source_kb.name}")
     onto = load_ontology(question.kb)
-    parsed = parse_with_draft(question.text, onto, load_classifier(parser), drafting_backend())
+    parsed = kbqa_parser.parse_question(question.text, onto, load_classifier(parser))
+    reason = drafting.parser_unsure(parsed, onto)
+    if reason:
+        parsed.draft = {"reason": reason}  # filled in by the draft job
     report_progress(job, 0.9, "Running the program")
     execution = execute_program(question.kb, parsed.program) if parsed.program else {}
     question.parser = parser
@@ -189,8 +192,49 @@ def answer(job: Job) -> dict:
     question.program = parsed.program
     question.execution = execution
     question.error = parsed.error or ""
-    question.save()
-    return {"question": question.pk, "answer": execution.get("answer"), "complete": parsed.complete}
+    with transaction.atomic():
+        # The answer is saved now and shown at once; when the parser is unsure, the assistant
+        # model's second opinion runs afterwards in a job of its own (interactive queue), and the
+        # page says so from the moment the answer appears.
+        if reason:
+            question.draft_job = create_job(question.owner, "kbqa.draft", {"question_id": question.pk})
+        question.save()
+    return {"question": question.pk, "answer": execution.get("answer"), "complete": parsed.complete, "draft": reason}
+
+
+def draft(job: Job) -> dict:
+    """The `kbqa.draft` job: the assistant model drafts a program for a question the parser was
+    unsure of; the draft is executed and scored beside the parser's candidates by the parser's
+    own scoring, and replaces the saved answer only when it scores higher. A draft the model could
+    not write (server down, timed out) fails the job: the page says so and the parser's answer
+    stands."""
+    question = (
+        Question.objects.select_related("kb", "parser")
+        .defer("kb__data", "parser__dataset")
+        .get(pk=job.params["question_id"])
+    )
+    parsed = kbqa_parser.ParseResult.from_json(question.parse)
+    reason = (parsed.draft or {}).get("reason") or "asked for"
+    report_progress(job, 0.1, "Reading the question against the knowledge base")
+    onto = load_ontology(question.kb)
+    ctx = question_context(question.text, onto)
+    report_progress(job, 0.2, "The assistant model is drafting a program")
+    drafted = drafting.draft_program(ctx, drafting.drafting_backend())
+    if drafted.failed:
+        parsed.draft = {**drafted.as_json(), "reason": reason}
+        Question.objects.filter(pk=question.pk).update(parse=parsed.as_json())
+        raise JobFailed(f"The assistant model gave no draft: {drafted.error}", {"question": question.pk})
+    report_progress(job, 0.8, "Running and scoring the draft beside the parser's candidates")
+    drafting.apply_draft(parsed, ctx, load_classifier(question.parser), drafted, reason)
+    with transaction.atomic():
+        question = Question.objects.select_for_update().get(pk=question.pk)
+        if parsed.source == "draft":
+            question.program = parsed.program
+            question.execution = execute_program(question.kb, parsed.program)
+            question.error = question.execution.get("error") or ""
+        question.parse = parsed.as_json()
+        question.save(update_fields=["parse", "program", "execution", "error"])
+    return {"question": question.pk, "source": parsed.source, "draft_seconds": round(drafted.seconds, 3)}
 
 
 def rerun(user, original: Question, program: list) -> Question:
@@ -231,6 +275,11 @@ def question_json(question: Question) -> dict:
         "source": parse.get("source", "parser"),
         "alternatives": parse.get("alternatives", []),
         "draft": parse.get("draft"),
+        # none (the parser was sure), pending (the assistant model is drafting), done (scored
+        # beside the parser's candidates; `source` says which won) or failed (`draft_error`).
+        "draft_status": question.draft_status,
+        "draft_error": question.draft_error or None,
+        "sources": sorted({parse.get("source", "parser")} | {alt["source"] for alt in parse.get("alternatives", [])}),
         "steps": execution.get("steps", []),
         "answer": execution.get("answer"),
         "error": question.failure or execution.get("error") or None,

@@ -25,6 +25,13 @@ def ask(job_id: int) -> None:
     run_job(job_id, answer)
 
 
+@shared_task(name="kbqa.draft")
+def draft(job_id: int) -> None:
+    from apps.kbqa.services import draft
+
+    run_job(job_id, draft)
+
+
 @shared_task(name="kbqa.evaluate")
 def evaluate(job_id: int) -> None:
     from apps.kbqa.services import evaluate

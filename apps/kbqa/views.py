@@ -47,7 +47,7 @@ def index(request):
 
 
 def owned_question(request, question_id: int) -> Question:
-    questions = Question.objects.select_related("kb", "job", "parser__source_kb")
+    questions = Question.objects.select_related("kb", "job", "draft_job", "parser__source_kb")
     # The KB's content is only needed to run a program, and the engine cache has it.
     question = get_object_or_404(questions.defer("kb__data", "parser__dataset", "parser__classifier"), pk=question_id)
     if not can_view_owned(request.user, question.owner_id):
@@ -107,8 +107,13 @@ def answer_items(answer) -> list[str] | None:
 @area_required("kbqa")
 def question_detail(request, question_id: int):
     question = owned_question(request, question_id)
-    if request.GET.get("poll") and question.status == Question.Status.PENDING:
-        return HttpResponse(status=204)  # htmx keeps the page as it is and polls again
+    # htmx keeps the page as it is and polls again while what it waits for is still coming: the
+    # parser's answer (poll=1), or, with the answer shown, the assistant's draft (poll=draft).
+    poll = request.GET.get("poll")
+    if poll and question.status == Question.Status.PENDING:
+        return HttpResponse(status=204)
+    if poll == "draft" and question.draft_status == Question.DraftStatus.PENDING:
+        return HttpResponse(status=204)
     context = question_context(question)
     if request.htmx:
         return render(request, "kbqa/question.html#question-body", context)

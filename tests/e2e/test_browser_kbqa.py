@@ -2,6 +2,7 @@
 watch the program run, edit an argument and re-run; and the same through the JSON API."""
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -75,8 +76,14 @@ def test_ask_a_multi_hop_question_see_the_sources_edit_an_argument_and_rerun(
     page.goto(f"{live_stack.url}/kbqa/")
     page.fill("#id_question", "What is the population of the capital of France?")
     page.click("#ask-form button[type=submit]")
-    # The parser answers, or (when unsure) the assistant drafts too: the page says which source won.
+    # The parser's answer shows at once; when the parser was unsure, the assistant's second opinion
+    # is drafted afterwards and the page updates itself when it is done, saying which source won.
     expect(page.locator("#answer-source")).to_be_visible(timeout=240_000)
+    question = Question.objects.latest("pk")
+    if question.draft_job_id:
+        expect(page.locator("#draft-status")).to_be_visible()
+        expect(page.locator("#draft-status[data-status=pending]")).to_have_count(0, timeout=300_000)
+        expect(page.locator("#draft-status")).to_have_attribute("data-status", re.compile("done|failed"))
     expect(page.locator("#answer")).to_contain_text(run(geo_onto, two_hop("France"))[0])
     question = Question.objects.latest("pk")
     assert [step["function"] for step in question.program] == ["Find", "Relate", "QueryAttr"]
