@@ -124,6 +124,8 @@ def clean_explanation(text: str) -> str:
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
     line = "".join(ch for ch in line if unicodedata.category(ch)[0] != "C")
     line = re.sub(r"^(the feature responds to|explanation)\s*:\s*", "", line, flags=re.I).strip(" `*")
+    # The 1.5B assistant opens most answers by restating the question; the rest is the explanation.
+    line = re.sub(r"^the marked tokens (all )?(have in common|share)\s*:?\s*", "", line, flags=re.I).strip()
     # Quotes around the whole line go; a quoted word at its end ('the word "because"') keeps its own.
     if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'":
         line = line[1:-1].strip()

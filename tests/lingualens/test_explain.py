@@ -24,6 +24,7 @@ def test_explanations_are_cleaned_model_output():
     assert len(explain.clean_explanation("x" * 1000)) == explain.MAX_EXPLANATION
     assert explain.clean_explanation("   \n ") == ""
     assert explain.clean_explanation('the word "because"') == 'the word "because"'  # its own quotes stay
+    assert explain.clean_explanation('The marked tokens have in common the word "又".') == 'the word "又".'
 
 
 def test_balanced_accuracy_and_auc():
