@@ -2,7 +2,8 @@
 
 Starts what a deployment runs: the web process (config.web, one process) and a Celery worker for
 the queue that answers table questions, against the database and Redis in DATABASE_URL / REDIS_URL
-(migrated here first; use a database of your own, the bench adds a user and workbooks to it), with
+(migrated here first; use a database and a Redis database of your own: the bench adds a user and
+workbooks, and empties the `interactive` queue of what a stopped run left), with
 the assistant model at OPENAI_BASE_URL or the project's llama server setting. A user with an API
 token uploads each bench table as a file (CSV; XLSX when a question needs the workbook's other
 sheets; DOCX with its paragraph for the document table), asks over HTTP with the mode, polls
@@ -90,9 +91,19 @@ class Stack:
                 process.wait()
 
 
+def purge_queue(name: str = "interactive") -> int:
+    """Drop what an earlier, stopped run left in the queue: the new worker would answer it first
+    and the first question would wait for it (65 s once). Only for the bench's own Redis."""
+    from config.celery import app
+
+    with app.connection_for_write() as connection:
+        return connection.default_channel.queue_purge(name) or 0
+
+
 def start_stack(log_dir: Path, concurrency: int = 1) -> Stack:
     """config.web on a free port and `celery worker -Q interactive` (where tables.ask runs)."""
     log_dir.mkdir(parents=True, exist_ok=True)
+    purge_queue()
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WEB_PROCESSES": "1", "ATRIUM_PORT": str(port)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -212,11 +223,15 @@ class ApiBench:
         reply = self.client.post(f"/api/tables/sheets/{sheet_id}/ask", json={"question": question, "mode": mode})
         reply.raise_for_status()
         message = reply.json()
-        while True:
-            job = self.client.get(f"/api/jobs/{message['job_id']}").json()
-            if job["status"] in DONE:
-                break
-            time.sleep(POLL_SECONDS)
+        try:
+            while True:
+                job = self.client.get(f"/api/jobs/{message['job_id']}").json()
+                if job["status"] in DONE:
+                    break
+                time.sleep(POLL_SECONDS)
+        except KeyboardInterrupt:
+            self.client.post(f"/api/jobs/{message['job_id']}/cancel")  # stopped: leave no work behind
+            raise
         seconds = time.monotonic() - started
         answer = self.client.get(f"/api/tables/messages/{message['id']}").json()
         created, begun, ended = (
