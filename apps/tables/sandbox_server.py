@@ -124,7 +124,14 @@ def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):  # no
 def jsonable(value):
     """Only plain data leaves the child."""
     if isinstance(value, pd.DataFrame):
-        frame = value if isinstance(value.index, pd.RangeIndex) else value.reset_index()
+        if isinstance(value.index, pd.RangeIndex):
+            frame = value
+        elif value.index.name is None and value.index.nlevels == 1 and pd.api.types.is_integer_dtype(value.index):
+            # Row numbers left by a filter or a sort (`df[df.status != 'cancelled']`): not data.
+            # Kept as a column they became an "index" column in the sheet's next version.
+            frame = value.reset_index(drop=True)
+        else:
+            frame = value.reset_index()  # a group key or a label index is part of the answer
         frame.columns = [str(column) for column in frame.columns]
         return {"type": "table", "table": frame.to_json(orient="table", index=False, date_format="iso")}
     if isinstance(value, pd.Series):

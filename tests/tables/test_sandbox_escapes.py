@@ -180,3 +180,15 @@ def test_comparing_strings_fits_the_memory_limit(code, answer):
     assert result.ok, result.error
     assert result.result["value"] == answer
     assert run_code(code, {"df": TABLE}, SandboxLimits(memory_mb=128)).ok
+
+
+def test_row_numbers_left_by_a_filter_are_not_returned_as_a_column():
+    rows = run_code("result = df[df['value'] > 1]", {"df": TABLE})
+    assert list(rows.table().columns) == ["name", "value"]
+    names = run_code("result = df.sort_values('value', ascending=False)['name']", {"df": TABLE})
+    assert list(names.table().columns) == ["name"]
+    edited = run_code("df = df[df['value'] > 1]", {"df": TABLE})
+    assert list(edited.table().columns) == ["name", "value"]
+    # A group key is part of the answer and stays.
+    grouped = run_code("result = df.groupby('name')['value'].sum()", {"df": TABLE})
+    assert list(grouped.table().columns) == ["name", "value"]
