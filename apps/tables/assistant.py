@@ -33,6 +33,7 @@ from apps.tables.sandbox import SandboxResult, run_code, table_from_json, table_
 from apps.tables.selection import (
     Candidate,
     Choice,
+    added_column,
     canonical,
     choose,
     edited_sheet,
@@ -433,6 +434,8 @@ def evaluate(
         if edit and new_table is None and run.result.get("type") == "table":
             returned = table_from_json(run.result["table"])
             edited = edited_sheet(frame, returned, edit)
+            if edited is None:
+                edited = added_column(frame, returned, edit)
             if edited is not None:
                 new_table = candidate.new_table = table_to_json(edited)
                 candidate.result_kind = "table"

@@ -174,6 +174,27 @@ def edited_sheet(frame: pd.DataFrame, result: pd.DataFrame, question: str) -> pd
     return edited
 
 
+NEW_COLUMN = re.compile(
+    r"(?:\bnew\s+column|\b(?:add|create|insert|append)\b.*?\bcolumn)\s+(?:named\s+|called\s+)?[`'\"]?([^\W\d]\w*)",
+    re.IGNORECASE,
+)
+# Words that follow "add a column" without naming it ("add a column with the revenue per unit").
+NOT_A_NAME = {"with", "for", "that", "which", "of", "to", "equal", "showing", "containing", "where", "from", "as"}
+
+
+def added_column(frame: pd.DataFrame, result: pd.DataFrame, question: str) -> pd.DataFrame | None:
+    """ "Add a column monthly_salary equal to salary divided by 12" answered with the values
+    alone (`result = df['salary'] / 12`, a series named after salary or not at all), read as the
+    sheet with that column added under the name the request gives. Only for a name the request
+    spells out that the sheet does not have yet, and a value for every row."""
+    if result.shape[1] != 1 or len(result) != len(frame):
+        return None
+    match = NEW_COLUMN.search(question)
+    if match is None or match.group(1).lower() in NOT_A_NAME or match.group(1) in {str(c) for c in frame.columns}:
+        return None
+    return frame.assign(**{match.group(1): result.iloc[:, 0].to_numpy()})
+
+
 def same_table(frame: pd.DataFrame, result: pd.DataFrame) -> bool:
     """Whether a result is the sheet as it was: an edit that changed nothing (chained
     `df['x'].fillna(0, inplace=True)` is a no-op under copy-on-write, then `result = df`)."""

@@ -285,6 +285,24 @@ def test_a_same_named_column_is_not_an_edit_when_the_request_asks_for_a_new_colu
     assert assistant.evaluate("result = df['revenue'].head(2)", gaps, False, edit=FILL).new_table is None
 
 
+def test_a_new_column_returned_as_its_values_alone_is_added_under_the_name_asked_for(sales):
+    request = "Add a column per_unit equal to revenue divided by units"
+    found = [
+        assistant.evaluate("result = df['revenue'] / df['units']", sales, False, edit=request),  # a series
+        assistant.evaluate("df['per_unit'] = df['revenue'] / df['units']\nresult = df", sales, True, edit=request),
+    ]
+    assert found[0].result_kind == "table"
+    added = table_from_json(found[0].new_table)
+    assert list(added.columns) == [*sales.columns, "per_unit"]
+    assert added["per_unit"].tolist() == pytest.approx((sales.revenue / sales.units).tolist())
+    assert choose(found, expected_kind(request, True)).agreeing == 2
+    # No name in the request ("add a column with ..."), or a name the sheet has: it stays an answer.
+    unnamed = "Add a column with revenue per unit"
+    assert assistant.evaluate("result = df['revenue'] / df['units']", sales, False, edit=unnamed).new_table is None
+    taken = "Add a column units equal to revenue divided by 10"
+    assert assistant.evaluate("result = df['revenue'] / 10", sales, False, edit=taken).new_table is None
+
+
 def test_the_chosen_fill_makes_a_version_named_after_what_changed(researcher, gaps):
     sheet = services.create_workbook(researcher, "Sales", [("Sales", gaps)], source_name="s.csv").sheets.get()
     message = TableMessage.objects.create(
