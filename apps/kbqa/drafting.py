@@ -49,7 +49,10 @@ TOP_KEYS = 8
 TOP_QUALIFIERS = 4
 MAX_VALUES = 6
 DRAFT_TOKENS = 320
-DRAFT_TIMEOUT = 60.0  # seconds
+# Seconds. A draft runs after the parser's answer is shown, so it holds up no answer, only one
+# interactive worker: measured on the shared 2-core machine (load 4-7, bench/kbqa_eval.py --draft)
+# drafts took p50 60 s and p95 224 s, so 60 s failed about half of them.
+DRAFT_TIMEOUT = 180.0
 # Functions that join the two most recent branches (a branch starts at Find or FindAll).
 BINARY = tuple(name for name, spec in FUNCTIONS.items() if spec.deps == 2)
 # KQA Pro's alias of QueryName and the rarely needed attribute-qualifier forms stay out of the
@@ -315,9 +318,10 @@ _draft_backends: dict = {}
 
 
 def drafting_backend():
-    """The assistant model for drafts, without retries and with a short timeout: a draft is a
-    second source, so a busy model server costs a question at most DRAFT_TIMEOUT seconds and
-    then the parser's answer stands (the shared server's default is 120 s and two retries)."""
+    """The assistant model for drafts, without retries and with its own timeout: a draft is a
+    second source, so a busy model server holds a draft job at most DRAFT_TIMEOUT seconds and
+    then the draft fails and the parser's answer stands (the shared server's default is 120 s and
+    two retries)."""
     from apps.inference.registry import model_for_role
     from apps.inference.services import load_backend
 
