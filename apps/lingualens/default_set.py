@@ -45,7 +45,7 @@ COLLECT_TOKENS_PER_S = 650.0  # three layers, one forward pass (642-661 measured
 TRAIN_TOKENS_PER_S = 1500.0  # width 4096, k 32 (1,100-3,500 measured, by load)
 STATS_SECONDS = 600.0  # metrics, CE recovered and latent statistics of one SAE over 1M tokens (110-190 s on 150k)
 SCORE_SECONDS = 900.0  # 48 features, held-out FRC and FIC, one SAE (903 s measured)
-EXPLAIN_SECONDS = 900.0  # 24 latents, an explanation and 20 one-word detection prompts each
+EXPLAIN_SECONDS = 1800.0  # 24 latents, an explanation and 20 one-word detection questions each (460-680 s per 8)
 
 
 def service_owner():
