@@ -15,7 +15,6 @@ import io
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,16 +25,12 @@ import httpx
 import pandas as pd
 from django.conf import settings
 
+from tests.live import free_port, worker_command
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 POLL_SECONDS = 0.1
 DONE = {"succeeded", "failed", "cancelled"}
 COMPLETIONS = re.compile(r"POST \S+/chat/completions")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ensure_database(url: str) -> None:
@@ -110,27 +105,7 @@ def start_stack(log_dir: Path, concurrency: int = 1) -> Stack:
     web_log, worker_log = log_dir / "web.log", log_dir / "worker.log"
     commands = [
         ([sys.executable, "-m", "config.web"], web_log),
-        (
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                "interactive",
-                "-c",
-                str(concurrency),
-                "-n",
-                f"tables-bench-{port}@%h",
-                "--loglevel",
-                "INFO",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            worker_log,
-        ),
+        (worker_command("interactive", concurrency, f"tables-bench-{port}"), worker_log),
     ]
     processes = []
     for command, log in commands:

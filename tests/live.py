@@ -62,29 +62,34 @@ class Worker:
                 self.process.wait()
 
 
+def worker_command(queues: str, concurrency: int, name: str) -> list[str]:
+    """A Celery worker for these queues, named name@host, as tests and benches start it."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "--loglevel",
+        "INFO",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+
+
 def start_worker(
     log_dir: Path, queues: str = "cpu,interactive,batch", concurrency: int = 1, name: str = "test"
 ) -> Worker:
     log_path = log_dir / f"worker-{name}.log"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            queues,
-            "-c",
-            str(concurrency),
-            "-n",
-            f"{name}@%h",
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-        ],
+        worker_command(queues, concurrency, name),
         cwd=BASE_DIR,
         env=process_env(),
         stdout=log_path.open("w"),

@@ -2,9 +2,11 @@ import json
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from apps.kbqa import kb_format, kopl, services
 from apps.kbqa.builders import DATA_DIR
+from apps.kbqa.models import ParserModel
 
 TESTS_DATA = Path(__file__).parent / "data"
 
@@ -66,3 +68,15 @@ def sketch_classifier(geo_onto, geo_examples):
     from apps.kbqa.parser import train_sketch_classifier
 
     return train_sketch_classifier([e.question for e in geo_examples], [e.sketch for e in geo_examples], geo_onto)
+
+
+@pytest.fixture
+def geo_parser(geo_kb, sketch_classifier, researcher):
+    """A ready parser row holding the session's geo-trained sketch classifier."""
+    return ParserModel.objects.create(
+        source_kb=geo_kb,
+        created_by=researcher,
+        trained_at=timezone.now(),
+        classifier=sketch_classifier.as_json(),
+        metrics={"train_size": 1000, "test_size": 200, "sketch_accuracy": 0.97},
+    )

@@ -2,25 +2,12 @@
 function, editing a program and re-running it, and who may see or do what."""
 
 import pytest
-from django.utils import timezone
 
 from apps.jobs.services import run_job
 from apps.kbqa import services, training
 from apps.kbqa.models import ParserModel, Question
 
 pytestmark = pytest.mark.model
-
-
-@pytest.fixture
-def geo_parser(geo_kb, sketch_classifier, researcher):
-    """A ready parser row holding the session's geo-trained sketch classifier."""
-    return ParserModel.objects.create(
-        source_kb=geo_kb,
-        created_by=researcher,
-        trained_at=timezone.now(),
-        classifier=sketch_classifier.as_json(),
-        metrics={"train_size": 1000, "test_size": 200, "sketch_accuracy": 0.97},
-    )
 
 
 def run_ask_job(question: Question) -> Question:

@@ -9,12 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
 from apps.jobs.models import JobStatus
 from apps.jobs.services import run_job
 from apps.kbqa import drafting, services
-from apps.kbqa.models import ParserModel, Question
+from apps.kbqa.models import Question
 from apps.kbqa.ontology import load_ontology, run
 from tests.kbqa.conftest import TESTS_DATA
 from tests.live import free_port
@@ -32,18 +31,6 @@ WON_BY_THE_DRAFT = "What is the population of the city where Peter Jackson was b
 def cinema_kb(db):
     data = json.loads((TESTS_DATA / "cinema_kb.json").read_text(encoding="utf-8"))
     return services.import_kb(None, "cinema", data, title="Cinema")
-
-
-@pytest.fixture
-def geo_parser(geo_kb, sketch_classifier, researcher):
-    """A ready parser row holding the session's geo-trained sketch classifier."""
-    return ParserModel.objects.create(
-        source_kb=geo_kb,
-        created_by=researcher,
-        trained_at=timezone.now(),
-        classifier=sketch_classifier.as_json(),
-        metrics={"train_size": 1000},
-    )
 
 
 @pytest.fixture

@@ -303,9 +303,9 @@ def test_a_new_column_returned_as_its_values_alone_is_added_under_the_name_asked
     assert assistant.evaluate("result = df['revenue'] / 10", sales, False, edit=taken).new_table is None
 
 
-def test_the_chosen_fill_makes_a_version_named_after_what_changed(researcher, gaps):
-    sheet = services.create_workbook(researcher, "Sales", [("Sales", gaps)], source_name="s.csv").sheets.get()
-    message = TableMessage.objects.create(
+def fill_request(sheet) -> TableMessage:
+    """The assistant's message for FILL on the sheet's current version."""
+    return TableMessage.objects.create(
         workbook=sheet.workbook,
         sheet=sheet,
         role="assistant",
@@ -313,20 +313,18 @@ def test_the_chosen_fill_makes_a_version_named_after_what_changed(researcher, ga
         based_on=sheet.current_version,
         result={"question": FILL, "task": "edit"},
     )
+
+
+def test_the_chosen_fill_makes_a_version_named_after_what_changed(researcher, gaps):
+    sheet = services.create_workbook(researcher, "Sales", [("Sales", gaps)], source_name="s.csv").sheets.get()
+    message = fill_request(sheet)
     assistant.apply_run(message, assistant.evaluate("result = df['revenue'].fillna(0)", gaps, False, edit=FILL))
     sheet.refresh_from_db()
     assert message.made_version == sheet.current_version
     assert sheet.current_version.description == "filled 2 missing cells in revenue"
     assert workbooks.load_version(sheet.current_version).revenue.tolist() == [1200, 1500, 0, 0, 760]
     # An edit that changed nothing makes no version.
-    again = TableMessage.objects.create(
-        workbook=sheet.workbook,
-        sheet=sheet,
-        role="assistant",
-        mode="code",
-        based_on=sheet.current_version,
-        result={"question": FILL, "task": "edit"},
-    )
+    again = fill_request(sheet)
     assistant.apply_run(again, assistant.evaluate("result = df", workbooks.load_version(again.based_on), False))
     assert again.made_version is None
     assert sheet.versions.count() == 2
