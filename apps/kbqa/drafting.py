@@ -32,12 +32,11 @@ from apps.kbqa.parser import (
     WRONG_TYPE,
     ParseResult,
     beam_answer,
-    parse_question,
     pruning_summary,
     sketch_prior,
     sketch_term,
 )
-from apps.kbqa.reading import MIN_SIMILARITY, QuestionContext, all_labels, coverage, numbers_in, question_context
+from apps.kbqa.reading import MIN_SIMILARITY, QuestionContext, all_labels, coverage, numbers_in
 from apps.kbqa.sketches import SketchClassifier
 
 logger = logging.getLogger(__name__)
@@ -485,21 +484,3 @@ def apply_draft(
         ]
     parsed.alternatives.sort(key=lambda item: -item["score"])
     return parsed
-
-
-def parse_with_draft(
-    question: str, onto: Ontology, classifier: SketchClassifier, backend, prune: bool = True
-) -> ParseResult:
-    """The parser first; when it is unsure (parser_unsure), a draft by the assistant model is
-    executed, scored with the same scoring and ranked with the parser's candidates, all in one
-    call (the bench and tests; the app answers first and drafts in a job of its own, see
-    apps.kbqa.services.draft). The result says which source won (`source`) and lists the others
-    (`alternatives`, `draft`)."""
-    parsed = parse_question(question, onto, classifier, prune=prune)
-    reason = parser_unsure(parsed, onto)
-    if reason is None:
-        return parsed
-    ctx = question_context(question, onto)
-    draft = draft_program(ctx, backend)
-    parsed.seconds += draft.seconds
-    return apply_draft(parsed, ctx, classifier, draft, reason, prune)

@@ -11,8 +11,9 @@ import jsonschema
 import pytest
 
 from apps.kbqa.drafting import (
+    apply_draft,
     draft_program,
-    parse_with_draft,
+    parser_unsure,
     program_schema,
     score_program,
     vocabulary,
@@ -21,6 +22,7 @@ from apps.kbqa.drafting import (
 from apps.kbqa.kb_format import normalize_kb
 from apps.kbqa.kopl import FUNCTIONS, AtriumKoPLEngine
 from apps.kbqa.ontology import Ontology, run
+from apps.kbqa.parser import parse_question
 from apps.kbqa.reading import all_labels, question_context
 
 pytestmark = pytest.mark.model
@@ -147,7 +149,12 @@ def test_the_real_model_drafts_inside_the_grammar(assistant_server, films_onto):
 
 def test_an_unsure_parse_gets_a_draft_scored_beside_its_candidates(assistant_server, films_onto, sketch_classifier):
     # A name the KB does not hold leaves the parser with a partial program: the assistant is asked.
-    parsed = parse_with_draft("Who directed Xyzzyville?", films_onto, sketch_classifier, _assistant())
+    # The steps of the kbqa.ask and kbqa.draft jobs (apps.kbqa.services), in one go.
+    question = "Who directed Xyzzyville?"
+    parsed = parse_question(question, films_onto, sketch_classifier)
+    reason = parser_unsure(parsed, films_onto)
+    ctx = question_context(question, films_onto)
+    apply_draft(parsed, ctx, sketch_classifier, draft_program(ctx, _assistant()), reason)
     assert parsed.draft is not None
     assert parsed.draft["reason"] == "no complete program"
     assert parsed.source in ("parser", "draft")
