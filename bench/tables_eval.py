@@ -189,6 +189,7 @@ def main() -> None:
     )
     parser.add_argument("--candidates", type=int, default=3, help="code candidates (process; api: TABLES_CANDIDATES)")
     parser.add_argument("--task", default="")
+    parser.add_argument("--match", default="", help="only the questions this regular expression finds")
     parser.add_argument(
         "--text",
         choices=["unsettled", "always"],
@@ -207,6 +208,8 @@ def main() -> None:
     out = Path(args.out or BASE_DIR / "var" / "bench" / f"tables_eval_{args.via}.json")
     tables = build_tables()
     cases = interleaved([c for c in CASES if not args.task or c["task"] == args.task])
+    if args.match:
+        cases = [c for c in cases if re.search(args.match, c["question"], re.IGNORECASE)]
     if args.limit:
         cases = cases[: args.limit]
     spec = model_for_role("assistant")

@@ -49,8 +49,9 @@ __all__ = ["code_prompt", "extract_code", "table_markdown", "text_prompt"]
 CHART_WORDS = re.compile(r"\b(plot|chart|graph|draw|visuali[sz]e|histogram|pie)\b|图", re.IGNORECASE)
 OPERATION_WORDS = re.compile(
     r"\b(add|append|insert|remove|delete|drop|rename|sort|order|replace|fill|update|change|set|convert|create|"
-    r"make|round|capitali[sz]e|lowercase|uppercase|split|combine|deduplicate|normali[sz]e|keep only|merge|join)\b"
-    r"|添加|删除|排序|替换|修改|更新|新增|插入|合并",
+    r"make|round|capitali[sz]e|lowercase|uppercase|split|combine|deduplicate|normali[sz]e|keep only|merge|join|"
+    r"increase|decrease|raise|reduce|multiply|divide|double|halve|subtract|trim|strip|swap|move|correct|clean)\b"
+    r"|添加|删除|排序|替换|修改|更新|新增|插入|合并|增加|减少|提高|降低",
     re.IGNORECASE,
 )
 MODES = ("auto", "text", "code", "both")
@@ -60,7 +61,9 @@ MAX_OTHER_SHEETS = 4
 MAX_CODE_CHARS = 20_000
 CODE_TOKENS = 256
 TEXT_TOKENS = 120
-SAMPLE_TEMPERATURE = 0.7
+# 0.7 gave samples that ignored the prompt (typed the table in, read a file) in about a third
+# of the draws; they cost a further sample and often the text answer.
+SAMPLE_TEMPERATURE = 0.5
 # A sampled candidate that runs past this is rambling (typing out the rows, say); the greedy
 # one keeps CODE_TOKENS. Code answers to the bench's questions are 10-80 tokens.
 SAMPLE_TOKENS = 160
@@ -70,9 +73,9 @@ SAMPLE_TOKENS = 160
 # cost minutes.
 SAMPLE_FLOOR = 48
 CHARS_PER_TOKEN = 3  # pandas code, roughly, in the assistant model's tokenizer
-# A sample that starts reading a file ("df = pd.read_csv('data.csv')", a quarter of the samples in
-# a first API run) is refused by the sandbox whatever follows: stop it there.
-SAMPLE_STOP = [*CODE_STOP, "pd.read_"]
+# A sample that starts by reading a file ("df = pd.read_csv('data.csv')") goes on: extract_code
+# drops that line. Stopping it there left "df =" and no answer.
+SAMPLE_STOP = CODE_STOP
 
 # Sandbox failure kinds as the API names them, and in words for the page.
 FAILURE_KINDS = {"refused": "refused", "syntax": "syntax", "error": "runtime", "killed": "runtime"}
@@ -392,12 +395,14 @@ def answer_with_code(job: Job, message: TableMessage, frame: pd.DataFrame, quest
 
 
 def text_wanted(message: TableMessage) -> str:
-    """When the worker reads a text answer beside the code: always when the user chose "both",
-    only to settle a disagreement or stand in for failed code when "auto" chose it, never for
-    "code" (the fallback aside)."""
-    if message.mode != "both":
-        return "never"
-    return "always" if message.result.get("requested_mode") == "both" else "unsettled"
+    """When the worker reads a text answer beside the code: always when the user chose "both";
+    otherwise only to stand in for code that failed (solve's fallback). On spreadsheets the text
+    way must compute sums, counts and maxima over every row in its head: with the assistant model
+    it was right on 1 of the 13 bench queries where it was read to settle a disagreement, and it
+    cost the slowest questions their longest request (the whole table as markdown)."""
+    if message.mode == "both" and message.result.get("requested_mode") == "both":
+        return "always"
+    return "never"
 
 
 def context_for(sheet: Sheet) -> str:

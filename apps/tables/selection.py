@@ -13,25 +13,37 @@ import pandas as pd
 from apps.tables.sandbox import table_from_json
 
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+# "How many ...": a number, whatever else the question says.
+HOW_MANY = re.compile(r"\b(how many|how much|number of|count of)\b|多少|几", re.IGNORECASE)
 COUNT_WORDS = re.compile(
-    r"\b(how many|how much|number of|count|total|sum|average|mean|median|max(imum)?|min(imum)?|"
-    r"percent(age)?|ratio|difference|std|variance)\b|多少|几|总|平均|数量",
+    r"\b(count|total|sum|average|mean|median|max(imum)?|min(imum)?|"
+    r"percent(age)?|ratio|difference|std|variance)\b|总|平均|数量",
     re.IGNORECASE,
 )
-NAME_WORDS = re.compile(r"^\s*(which|who|what is the name|name the|what \w+ (has|had|is|was))\b|哪|谁", re.IGNORECASE)
-LIST_WORDS = re.compile(r"\b(list|which \w+s\b|all the|show (me )?(the )?rows|top \d+|every)\b|列出", re.IGNORECASE)
+# A question that starts by asking for a who or a which ("Which region has the highest total
+# revenue?", "On which date ...") wants a name even when it also says "total" or "average".
+NAME_WORDS = re.compile(
+    r"^\s*((on|in|at|for|from|by|of) )?(which|who|whom|whose)\b"
+    r"|^\s*(what is the name|name the|what \w+ (has|had|is|was))\b|哪|谁",
+    re.IGNORECASE,
+)
+LIST_WORDS = re.compile(r"\b(list|all the|show (me )?(the )?rows|top \d+|every)\b|列出", re.IGNORECASE)
 
 
 def expected_kind(question: str, changes_table: bool) -> str:
-    """What a right answer looks like: 'table' for an edit, else 'list', 'number', 'name' or 'any'."""
+    """What a right answer looks like: 'table' for an edit, else 'list', 'number', 'name' or 'any'.
+    A "which" question is a name: a tie or a plural ("which items ...") comes back as a list,
+    which a name check accepts."""
     if changes_table:
         return "table"
+    if HOW_MANY.search(question):
+        return "number"
     if LIST_WORDS.search(question):
         return "list"
-    if COUNT_WORDS.search(question):
-        return "number"
     if NAME_WORDS.search(question):
         return "name"
+    if COUNT_WORDS.search(question):
+        return "number"
     return "any"
 
 
@@ -175,7 +187,9 @@ def edited_sheet(frame: pd.DataFrame, result: pd.DataFrame, question: str) -> pd
 
 
 NEW_COLUMN = re.compile(
-    r"(?:\bnew\s+column|\b(?:add|create|insert|append)\b.*?\bcolumn)\s+(?:named\s+|called\s+)?[`'\"]?([^\W\d]\w*)",
+    r"(?:\bnew\s+column|\b(?:add|create|insert|append)\b.*?\bcolumn)\s+(?:named\s+|called\s+)?[`'\"]?([^\W\d]\w*)"
+    # "添加一列 总分，等于…" / "新增一列名为 总分": the name follows "a column" up to the next comma
+    r"|(?:添加|新增|插入|增加)一?列\s*(?:名为|叫做?)?\s*[`'\"“]?([^\W\d][^\s，,。：:=`'\"”]*)",
     re.IGNORECASE,
 )
 # Words that follow "add a column" without naming it ("add a column with the revenue per unit").
@@ -190,9 +204,10 @@ def added_column(frame: pd.DataFrame, result: pd.DataFrame, question: str) -> pd
     if result.shape[1] != 1 or len(result) != len(frame):
         return None
     match = NEW_COLUMN.search(question)
-    if match is None or match.group(1).lower() in NOT_A_NAME or match.group(1) in {str(c) for c in frame.columns}:
+    name = match and (match.group(1) or match.group(2))
+    if not name or name.lower() in NOT_A_NAME or name in {str(c) for c in frame.columns}:
         return None
-    return frame.assign(**{match.group(1): result.iloc[:, 0].to_numpy()})
+    return frame.assign(**{name: result.iloc[:, 0].to_numpy()})
 
 
 def same_table(frame: pd.DataFrame, result: pd.DataFrame) -> bool:

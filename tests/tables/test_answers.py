@@ -342,3 +342,24 @@ def test_an_edit_prefers_code_that_changes_the_sheet_and_a_lone_column_never_rep
     assert not assistant.is_whole_table(sales, column)
     assert assistant.is_whole_table(sales, sales.sort_values("revenue"))
     assert assistant.is_whole_table(sales, sales[["region", "revenue"]])
+
+
+def test_a_column_named_in_a_chinese_request_is_added_from_its_values_alone(sales):
+    request = "添加一列 单价，等于revenue除以units"
+    found = assistant.evaluate("result = df['revenue'] / df['units']", sales, False, edit=request)
+    assert found.result_kind == "table"
+    assert list(table_from_json(found.new_table).columns) == [*sales.columns, "单价"]
+
+
+def test_which_questions_want_a_name_even_when_they_say_total_and_edits_include_increases():
+    assert expected_kind("Which region has the highest total revenue?", False) == "name"
+    assert expected_kind("On which date was the average highest?", False) == "name"
+    assert expected_kind("How many regions have a total above 100?", False) == "number"
+    assert expected_kind("What is the total revenue?", False) == "number"
+    assert assistant.is_edit("Increase every price by 10%")
+    assert not assistant.is_edit("How much did the price increase?")
+
+
+def test_a_line_that_loads_df_from_a_file_is_dropped_from_the_code():
+    reply = "```python\nimport pandas as pd\ndf = pd.read_csv('data.csv')  # load\nresult = df['units'].sum()\n```"
+    assert assistant.extract_code(reply) == "import pandas as pd\nresult = df['units'].sum()"
