@@ -80,10 +80,24 @@ def text_matches(gold, text: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(str(gold).lower())}(?!\w)", text.lower()) is not None
 
 
-def table_matches(expected: pd.DataFrame, got: pd.DataFrame | None) -> bool:
-    """Same rows in the same order, and every expected column with the expected values."""
+def by_all_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns), key=lambda s: s.astype(str), kind="stable").reset_index(drop=True)
+
+
+def table_matches(expected: pd.DataFrame, got: pd.DataFrame | None, sort_key: str = "") -> bool:
+    """Same rows in the same order, and every expected column with the expected values. For a
+    sort (`sort_key`), rows tied on the key may come in any order: the key column must be in the
+    expected order and the rows the expected ones."""
     if got is None or len(got) != len(expected):
         return False
+    if sort_key:
+        got = got.reset_index(drop=True)
+        got.columns = [str(c) for c in got.columns]
+        if sort_key not in got.columns or not table_matches(expected[[sort_key]], got[[sort_key]]):
+            return False
+        if set(map(str, expected.columns)) - set(got.columns):
+            return False
+        return table_matches(by_all_columns(expected), by_all_columns(got[[str(c) for c in expected.columns]]))
     got = got.reset_index(drop=True)
     got.columns = [str(c) for c in got.columns]
     for column in expected.columns:
@@ -301,7 +315,7 @@ def in_process(case: dict, backend: "Recorded", tables: dict, args) -> dict:
         greedy = solution.candidates[0]
         code_only = choose(solution.candidates, solution.expected, "").chosen
         chosen = solution.choice.chosen
-        right = scorer(gold, query)
+        right = scorer(gold, query, case.get("sort_key", ""))
         if query:
             text_ok = text_matches(gold, solution.text) if solution.text else False
             row.update(
@@ -330,11 +344,11 @@ def in_process(case: dict, backend: "Recorded", tables: dict, args) -> dict:
     return row
 
 
-def scorer(gold, query: bool):
+def scorer(gold, query: bool, sort_key: str = ""):
     """Whether a candidate is right: its value (a query) or the table it leaves (an edit)."""
     if query:
         return lambda c: c is not None and c.ok and key_matches(gold, c.key)
-    return lambda c: table_matches(gold, candidate_table(c))
+    return lambda c: table_matches(gold, candidate_table(c), sort_key)
 
 
 def via_api(case: dict, runner, tables: dict, mode: str) -> dict:
@@ -362,7 +376,7 @@ def via_api(case: dict, runner, tables: dict, mode: str) -> dict:
     else:
         query = case["task"] == "query" or not isinstance(gold, pd.DataFrame)
         edit = case["question"] if assistant.is_edit(case["question"]) else ""
-        right = scorer(gold, query)
+        right = scorer(gold, query, case.get("sort_key", ""))
         chosen = message["chosen"]
         summaries = message["candidates"] or []
         if query:
@@ -377,7 +391,7 @@ def via_api(case: dict, runner, tables: dict, mode: str) -> dict:
                 runner.undo(sheet_id)  # the next question sees the table as uploaded
             elif output.get("type") == "table":
                 table = table_from_json(output["table"])
-            chosen_right = selected = chosen is not None and table_matches(gold, table)
+            chosen_right = selected = chosen is not None and table_matches(gold, table, case.get("sort_key", ""))
 
         def rerun(summary: dict):
             return assistant.evaluate(summary["code"], frame, True, other_frames, edit)

@@ -433,9 +433,14 @@ def evaluate(
     candidate = Candidate(code=code, sampled=sampled, ok=run.ok, kind=run.kind, error=run.error, stdout=run.stdout)
     if run.ok:
         new_table = changed_table(run)
+        if not edit and run.new_df is not None:
+            # A question's code that adds a scratch column to df and answers with something else
+            # (`df['mean'] = ...; result = df.loc[..., 'class']`): the answer is that, and the
+            # sheet stays as it was (it once became a version "added column mean").
+            new_table = None
         candidate.output = run.result
         candidate.new_table = new_table
-        candidate.result_kind = "table" if run.df_changed else result_kind(run.result)
+        candidate.result_kind = "table" if new_table is not None else result_kind(run.result)
         if edit and new_table is None and run.result.get("type") == "table":
             returned = table_from_json(run.result["table"])
             edited = edited_sheet(frame, returned, edit)

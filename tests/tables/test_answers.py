@@ -363,3 +363,11 @@ def test_which_questions_want_a_name_even_when_they_say_total_and_edits_include_
 def test_a_line_that_loads_df_from_a_file_is_dropped_from_the_code():
     reply = "```python\nimport pandas as pd\ndf = pd.read_csv('data.csv')  # load\nresult = df['units'].sum()\n```"
     assert assistant.extract_code(reply) == "import pandas as pd\nresult = df['units'].sum()"
+
+
+def test_a_scratch_column_in_a_question_answer_leaves_the_sheet_alone(sales):
+    code = "df['mean'] = df['units'].mean()\nresult = df.loc[df['units'].idxmax(), 'region']"
+    found = assistant.evaluate(code, sales, False)
+    assert found.new_table is None
+    assert found.result_kind == "name"
+    assert found.key == sales.loc[sales.units.astype(float).idxmax(), "region"].strip().lower()
