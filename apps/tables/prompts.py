@@ -121,8 +121,8 @@ def code_prompt(frame: pd.DataFrame, question: str, others: dict[str, pd.DataFra
             f"{other_tables_part(others)}\n"
             "Write Python code only, no explanation. Put the answer in a variable named `result` "
             "(a number, a text, a list or a DataFrame). When the question asks which or who has the most, "
-            "highest or lowest, keep every tie: compare with the max or min (`s[s == s.max()]`), not idxmax, "
-            "and give the names as a list. If the request changes the table "
+            "highest or lowest (a name, not the value), keep every tie: compare with the max or min "
+            "(`s[s == s.max()]`), not idxmax, and give the names as a list. If the request changes the table "
             "(add, update, delete, insert, sort rows or columns), modify `df` itself "
             "(`df.loc[rows, column] = value`; add rows with pd.concat) and set `result = df`.\n"
             f"The question (answer it, nothing else):\n{question}",

@@ -16,7 +16,7 @@ NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 # "How many ...": a number, whatever else the question says.
 HOW_MANY = re.compile(r"\b(how many|how much|number of|count of)\b|多少|几", re.IGNORECASE)
 COUNT_WORDS = re.compile(
-    r"\b(count|total|sum|average|mean|median|max(imum)?|min(imum)?|"
+    r"\b(count|total|sum|average|mean|median|max(imum)?|min(imum)?|highest|lowest|largest|smallest|"
     r"percent(age)?|ratio|difference|std|variance)\b|总|平均|数量",
     re.IGNORECASE,
 )

@@ -356,6 +356,7 @@ def test_which_questions_want_a_name_even_when_they_say_total_and_edits_include_
     assert expected_kind("On which date was the average highest?", False) == "name"
     assert expected_kind("How many regions have a total above 100?", False) == "number"
     assert expected_kind("What is the total revenue?", False) == "number"
+    assert expected_kind("What is the highest price?", False) == "number"  # the value, not who has it
     assert assistant.is_edit("Increase every price by 10%")
     assert not assistant.is_edit("How much did the price increase?")
 

@@ -36,8 +36,8 @@ def sheet(researcher):
 
 
 def test_question_is_answered_by_code_and_text(live_stack, researcher, sheet):
-    # Mode both always reads the text answer too (auto reads it only when the code candidates
-    # do not settle the answer: tests/tables/test_sampling.py).
+    # Mode both always reads the text answer too (auto reads it only to stand in for code that
+    # failed; solve's "unsettled" setting is tested in tests/tables/test_sampling.py).
     message = finished(assistant.ask(researcher, sheet, "What is the total revenue?", mode="both"))
     assert message.job.status == "succeeded", message.job.error
     assert message.mode == "both"
