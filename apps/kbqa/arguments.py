@@ -121,6 +121,10 @@ def relation_candidates(
             # "Which countries border China?": "countries" names the class asked for, which
             # says nothing for the relation "country" that shares its label.
             similarity = min(similarity, 0.5)
+        elif class_word_only(ctx, relation, concepts):
+            # "How many cities does Brazil have?": "cities" names the class counted; the relation
+            # "largest city" shares that word only, and "largest" is not asked.
+            similarity = min(similarity, 0.5)
         after = re.search(rf"{re.escape(relation.casefold())}\s+of\b", lowered) is not None
         for direction in ("forward", "backward"):
             # "the capital of X" reads forward from X; "which country has capital X" backward.
@@ -130,6 +134,20 @@ def relation_candidates(
                 reason = "goes back the way the previous step came"
             scored.append((Candidate([relation, direction], similarity + cue, f"{relation} ({direction})"), reason))
     return _split(scored, prune)
+
+
+def class_word_only(ctx: QuestionContext, relation: str, concepts: set[str]) -> bool:
+    """Whether a relation's label holds a concept's label that the question reads as a class, and
+    none of the label's other words is in the question."""
+    words = set(re.findall(r"\w+", ctx.masked.casefold()))
+    label = relation.casefold()
+    for concept in concepts:
+        inside = concept.casefold()
+        if inside != label and re.search(rf"(?<!\w){re.escape(inside)}(?!\w)", label):
+            rest = set(re.findall(r"\w+", label.replace(inside, " ")))
+            if rest and not rest & words and read_as_concept(ctx.masked, concept):
+                return True
+    return False
 
 
 def concept_candidates(ctx: QuestionContext, entity_ids: list[str], prune: bool) -> StepCandidates:

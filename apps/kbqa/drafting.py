@@ -32,6 +32,7 @@ from apps.kbqa.parser import (
     WRONG_TYPE,
     ParseResult,
     beam_answer,
+    fits_asked_class,
     pruning_summary,
     sketch_prior,
     sketch_term,
@@ -363,7 +364,10 @@ DRAFT_MARGIN = 0.25  # nats: a rival program with another answer scored within 1
 
 
 def parser_unsure(parsed: ParseResult, onto: Ontology) -> str | None:
-    """Why the parser's own answer needs a second source, or None when it does not."""
+    """Why the parser's own answer needs a second source, or None when it does not. A question
+    about something the KB holds nothing like gets none: a draft may only use the KB's labels."""
+    if parsed.missing:
+        return None
     if not parsed.complete:
         return "no complete program"
     if not parsed.answer_fits:
@@ -440,6 +444,8 @@ def score_program(
     fits = cues.answer_fits(cues.expected_answer(ctx.question), *beam.results[-1])
     total = sketch_term(top_probability, prior(sketch_of(steps))) + beam.score + coverage(ctx, steps)
     if not fits:
+        total += WRONG_TYPE
+    if not fits_asked_class(ctx, beam):  # as the parser's own search ranks its programs
         total += WRONG_TYPE
     return total, steps, beam_answer(ctx.onto, beam), shown, fits
 

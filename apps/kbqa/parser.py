@@ -28,7 +28,7 @@ from apps.inference.embeddings import embed
 from apps.kbqa import cues
 from apps.kbqa.arguments import Beam, StepCandidates, step_candidates
 from apps.kbqa.kopl import FUNCTIONS, StepError, answer_of, execute_step
-from apps.kbqa.ontology import Ontology, parse_sketch
+from apps.kbqa.ontology import Ontology, parse_sketch, run
 from apps.kbqa.reading import (
     GREATER_CUES,
     LARGEST_CUES,
@@ -43,6 +43,7 @@ from apps.kbqa.reading import (
     delexicalize,
     has_cue,
     question_context,
+    unmatched_phrase,
 )
 from apps.kbqa.sketches import SketchClassifier, fit_sketch_model
 
@@ -107,9 +108,53 @@ def search_sketch(ctx: QuestionContext, sketch: str, prune: bool) -> tuple[Beam 
             find_order += 1
         if not grown:
             return None, shown, index
+        if prune and index == len(steps) - 1:
+            for finished in grown:
+                if not fits_asked_class(ctx, finished):
+                    finished.score += WRONG_TYPE
         grown.sort(key=lambda b: -b.score)
         beams = grown[:BEAM_WIDTH]
     return beams[0], shown, len(shown)
+
+
+ASKED_CLASS = re.compile(
+    r"^\s*(?:(?:in|on|at|from|to|of)\s+)?(?:which|what)\s+([\w'-]+(?:\s+[\w'-]+){0,2})", re.IGNORECASE
+)
+
+
+def asked_class(ctx: QuestionContext) -> str | None:
+    """The KB concept a "which <class> ..." question names as its answer's class ("Which currency
+    is used in ...", "On which continent is ..."), or None."""
+    match = ASKED_CLASS.search(ctx.masked)
+    if match is None:
+        return None
+    words = match.group(1).casefold().split()
+    names = {name.casefold(): name for name in ctx.onto.concepts.values()}
+    for n in range(len(words), 0, -1):
+        gram = " ".join(words[:n])
+        for form in (gram, gram[:-3] + "y" if gram.endswith("ies") else gram, gram.rstrip("s"), gram[:-2]):
+            if form in names:
+                return names[form]
+    return None
+
+
+def fits_asked_class(ctx: QuestionContext, beam: Beam) -> bool:
+    """Whether a program that names entities names some of the class the question asks for
+    ("which currency ...": a currency, not the country it is used in). Other programs fit."""
+    if ctx.asked_members is None:
+        name = asked_class(ctx)
+        ctx.asked_members = set().union(*(ctx.onto.members[c] for c, n in ctx.onto.concepts.items() if n == name))
+    if not ctx.asked_members or not beam.steps:
+        return True
+    last = beam.steps[-1]
+    if last["function"] not in ("QueryName", "SelectAmong", "SelectBetween"):
+        # A value, a count or a relation's name is not a member of the class asked for.
+        return last["function"].startswith("Verify")
+    sets = [beam.results[d][1] for d in last["dependencies"] if beam.results[d][0] == "entities"]
+    if any(result is None for result in sets):
+        return True
+    members = ctx.asked_members
+    return any(eid in members for result in sets for eid in result[0])
 
 
 @dataclass
@@ -131,6 +176,7 @@ class ParseResult:
     # Other complete programs, best first: {"source", "sketch", "program", "score", "answer"}.
     alternatives: list[dict] = field(default_factory=list)
     draft: dict | None = None  # what the assistant was offered and wrote, when it was asked
+    missing: str | None = None  # what the question asks about that the KB holds nothing like
 
     def as_json(self) -> dict:
         return {
@@ -149,6 +195,7 @@ class ParseResult:
             "source": self.source,
             "alternatives": self.alternatives,
             "draft": self.draft,
+            "missing": self.missing,
         }
 
     @classmethod
@@ -169,6 +216,7 @@ class ParseResult:
             source=data.get("source", "parser"),
             alternatives=list(data.get("alternatives", [])),
             draft=data.get("draft"),
+            missing=data.get("missing"),
         )
 
 
@@ -250,9 +298,31 @@ def sketch_prior(question: str, mentions: list[Mention]) -> Callable[[str], floa
 
 
 def parse_question(question: str, onto: Ontology, classifier: SketchClassifier, prune: bool = True) -> ParseResult:
-    """Question -> KoPL program, trying the top sketches and keeping the best-scoring program."""
+    """Question -> KoPL program, trying the top sketches and keeping the best-scoring program.
+    A question about something the KB does not hold at all ("which river ..." on a KB without
+    rivers) gets no program: any program would answer about something else."""
     started = time.perf_counter()
     ctx = question_context(question, onto)
+    parsed = search_programs(ctx, classifier, prune, started)
+    missing = unmatched_phrase(ctx)
+    if missing:
+        if parsed.complete:
+            best = {"source": "parser", "sketch": parsed.sketches[0]["sketch"], "program": parsed.program}
+            best.update(score=round(parsed.score or 0.0, 3), answer=run(onto, parsed.program, strict=False))
+            parsed.alternatives.insert(0, best)
+        parsed.program, parsed.complete, parsed.missing = [], False, missing
+        parsed.error = (
+            f"This knowledge base has no {missing}: no concept, relation or attribute in it is close to "
+            f"'{missing}', so no program can answer the question."
+        )
+    parsed.seconds = time.perf_counter() - started
+    return parsed
+
+
+def search_programs(ctx: QuestionContext, classifier: SketchClassifier, prune: bool, started: float) -> ParseResult:
+    """The beam search over the top sketches: the best complete program with its rivals, or the
+    best partial program when none completes."""
+    question, onto = ctx.question, ctx.onto
     prior = sketch_prior(question, ctx.mentions)
     ranked = classifier.top(ctx.sketch_embedding, k=TOP_SKETCHES, prior=prior)
     expected = cues.expected_answer(question)

@@ -107,6 +107,7 @@ class QuestionContext:
     exact: dict[str, float] | None = None
     sketch_embedding: np.ndarray | None = None  # the delexicalized question's, for the sketch parser
     string_values: dict[str, list[str]] = field(default_factory=dict)  # key -> values written out
+    asked_members: set[str] | None = None  # the entities of the class "which <class>" asks for
 
     def similarity(self, label: str) -> float:
         """How well a KB label (concept, relation, key) matches some span of the question.
@@ -376,3 +377,91 @@ def coverage(ctx: QuestionContext, steps: list[dict]) -> float:
         if any(word.casefold() in label.casefold().split() for label in used):
             best[i] = 1.0
     return COVERAGE_WEIGHT * float(np.log(np.clip(best, MIN_COVER, 1.0)).sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# What the KB does not hold
+
+# A phrase naming the thing asked about: the class after "which/what/how many" ("which river"),
+# the thing a superlative ranges over ("the longest river", "the most populous city") and the
+# relation or attribute before "of" ("the GDP of").
+ASKED_THING = [  # each read on its own: "what is the longest river" holds two
+    re.compile(r"\b(?:which|what|how many)\s+([\w'-]+(?:\s+[\w'-]+){0,2})", re.IGNORECASE),
+    re.compile(
+        r"\bthe\s+(?:most\s+\w+|\w+est|largest|biggest|highest|greatest|smallest|lowest|least)\s+"
+        r"([\w'-]+(?:\s+[\w'-]+){0,2})",
+        re.IGNORECASE,
+    ),
+    re.compile(r"\bthe\s+([\w'-]+(?:\s+[\w'-]+){0,2})\s+of\b", re.IGNORECASE),
+]
+# Words that end such a phrase or name nothing in any KB: function words, generic nouns a
+# question uses for any kind of answer ("which year", "what kind", "how many people") and words
+# about the KB's own structure ("what relation does A have to B").
+FUNCTION_WORDS = {
+    "at", "from", "into", "onto", "through", "about", "over", "under", "near", "within", "without",
+    "across", "per", "since", "until", "after", "before", "during", "against", "like", "also",
+    "only", "most", "least", "more", "less", "very", "ever", "both", "either", "neither", "each",
+    "any", "some", "such", "same", "other", "own", "be", "been", "being", "not", "no", "can", "will",
+    "would", "should", "could", "where", "when", "why", "whose", "if", "then", "so", "one", "ones",
+    "year", "years", "date", "day", "month", "time", "place", "kind", "type", "sort", "thing",
+    "things", "people", "person", "persons", "entity", "entities", "item", "items", "value", "others",
+    "relation", "relationship", "connection", "link", "property", "attribute", "category", "class",
+    "concept", "detail", "amount", "values",
+}  # fmt: skip
+NO_MATCH = 0.5  # below this similarity to every KB label a phrase names nothing the KB holds
+MAX_PHRASE_WORDS = 3
+
+
+def asked_phrases(ctx: QuestionContext) -> list[list[str]]:
+    """The content words of each phrase that names what the question asks about, read on the
+    question with entity names blanked out."""
+    phrases = []
+    for match in (m for pattern in ASKED_THING for m in pattern.finditer(ctx.masked)):
+        text = match.group(1)
+        words = []
+        for word in WORD.findall(text):
+            folded = word.casefold().strip(".'")
+            if folded in STOPWORDS or folded in FUNCTION_WORDS or folded in CUE_WORDS or NUMBER.fullmatch(word):
+                break
+            words.append(word)
+            if len(words) == MAX_PHRASE_WORDS:
+                break
+        if words:
+            phrases.append(words)
+    return phrases
+
+
+def _singular(word: str) -> str:
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("es") and word[:-2].endswith(("s", "x", "ch", "sh")):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
+
+
+def unmatched_phrase(ctx: QuestionContext) -> str | None:
+    """A phrase naming what the question asks about that nothing in the KB matches: no concept,
+    relation, attribute or qualifier label within NO_MATCH similarity of any of its word spans and
+    no label containing one of its words. "Which river of China is the longest?" on a KB without
+    rivers gets "river": any program the parser builds drops that word and answers about something
+    else ("China"). Entity names do not count: the names the question writes out are already
+    masked, and a KB of regions may name one "Tana River" without holding any river. None when
+    every such phrase matches something."""
+    labels = list(all_labels(ctx.onto))
+    if not labels:
+        return None
+    label_words = {_singular(w) for label in labels for w in WORD.findall(label.casefold())}
+    matrix = None
+    for words in asked_phrases(ctx):
+        folded = [_singular(w.casefold()) for w in words]
+        if any(word in label_words for word in folded):
+            continue
+        grams = [" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)]
+        if matrix is None:
+            matrix = np.stack([label_embedding(ctx.onto, label) for label in labels])
+        vectors = np.stack(
+            [ctx.span_embeddings[ctx.span_index[g]] if g in ctx.span_index else embed_cached([g])[0] for g in grams]
+        )
+        if float((vectors @ matrix.T).max()) < NO_MATCH:
+            return " ".join(words)
+    return None

@@ -282,6 +282,9 @@ def question_json(question: Question) -> dict:
         "sources": sorted({parse.get("source", "parser")} | {alt["source"] for alt in parse.get("alternatives", [])}),
         "steps": execution.get("steps", []),
         "answer": execution.get("answer"),
+        # What the question asks about that the KB holds nothing like ("river"): no program ran,
+        # and `error` says the KB has no such thing.
+        "missing": parse.get("missing"),
         "error": question.failure or execution.get("error") or None,
         "created_at": question.created_at.isoformat(),
     }
