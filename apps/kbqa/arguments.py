@@ -77,13 +77,14 @@ def _keys_on(onto: Ontology, entity_ids: list[str]) -> dict[str, set[str]]:
     """Attribute keys present on the entities, with their value types."""
     index = onto.engine.kb.attribute_inv_index
     present: dict[str, set[str]] = {}
-    sample = entity_ids[:3000]
+    ids = set(entity_ids)
+    # Every entity in hand, not a sample: after FindAll the holders of a key (the 200 former
+    # countries with a dissolution date) may all lie past the first few thousand entities.
     for key in onto.attribute_keys:
         holders = index.get(key, {})
-        for eid in sample:
-            if eid in holders:
-                present.setdefault(key, set()).add(onto.key_type.get(key, "string"))
-                break
+        smaller, larger = (holders, ids) if len(holders) < len(ids) else (ids, holders)
+        if any(eid in larger for eid in smaller):
+            present.setdefault(key, set()).add(onto.key_type.get(key, "string"))
     return present
 
 

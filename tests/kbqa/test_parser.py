@@ -186,3 +186,14 @@ def test_transfer_to_a_small_hand_written_kb(sketch_classifier, question, expect
     parsed, answer = answer_of_parse(question, onto, sketch_classifier)
     assert parsed.complete, parsed.error
     assert answer == expected, parsed.program
+
+
+def test_keys_on_every_entity_in_hand_not_a_sample(geo_onto):
+    """After FindAll the entities in hand are the whole KB: a key only some late entities hold
+    (a former country's dissolution date) is still on them, so FilterYear can use it."""
+    from apps.kbqa.arguments import key_candidates
+    from apps.kbqa.reading import question_context
+
+    ctx = question_context("Which former countries were dissolved after 1990?", geo_onto)
+    options = key_candidates(ctx, list(geo_onto.entity_ids), ("year", "date"), prune=True)
+    assert options.kept[0].inputs == ["dissolved, abolished or demolished date"]
