@@ -14,6 +14,8 @@ import re
 
 import pandas as pd
 
+from apps.tables.selection import expected_kind
+
 SAMPLE_ROWS = 3
 MARKDOWN_ROWS = 60
 MAX_CELL_CHARS = 60
@@ -120,14 +122,22 @@ def code_prompt(frame: pd.DataFrame, question: str, others: dict[str, pd.DataFra
             f"First {min(SAMPLE_ROWS, len(frame))} rows as CSV:\n```csv\n{csv_rows(frame)}\n```\n"
             f"{other_tables_part(others)}\n"
             "Write Python code only, no explanation. Put the answer in a variable named `result` "
-            "(a number, a text, a list or a DataFrame). When the question asks which or who has the most, "
-            "highest or lowest (a name, not the value), keep every tie: compare with the max or min "
-            "(`s[s == s.max()]`), not idxmax, and give the names as a list. If the request changes the table "
+            "(a number, a text, a list or a DataFrame). If the request changes the table "
             "(add, update, delete, insert, sort rows or columns), modify `df` itself "
             "(`df.loc[rows, column] = value`; add rows with pd.concat) and set `result = df`.\n"
+            f"{TIE_HINT if expected_kind(question, False) == 'name' else ''}"
             f"The question (answer it, nothing else):\n{question}",
         },
     ]
+
+
+# Said only for "which/who ..." questions (said to every question, it made "What is the highest
+# salary?" answer with the names of who earns it). Placed after the table, so a sheet's questions
+# still share the prompt's start in the model server's cache.
+TIE_HINT = (
+    "If several rows tie for the most, highest or lowest, keep them all: compare with the max or min "
+    "(`s[s == s.max()]`), not idxmax, and give the names as a list.\n"
+)
 
 
 # The code answer is started for the model ("```python" as the start of its reply, which
