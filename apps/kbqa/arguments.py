@@ -81,9 +81,7 @@ def _keys_on(onto: Ontology, entity_ids: list[str]) -> dict[str, set[str]]:
     # Every entity in hand, not a sample: after FindAll the holders of a key (the 200 former
     # countries with a dissolution date) may all lie past the first few thousand entities.
     for key in onto.attribute_keys:
-        holders = index.get(key, {})
-        smaller, larger = (holders, ids) if len(holders) < len(ids) else (ids, holders)
-        if any(eid in larger for eid in smaller):
+        if not index.get(key, {}).keys().isdisjoint(ids):  # in C, over the smaller of the two
             present.setdefault(key, set()).add(onto.key_type.get(key, "string"))
     return present
 

@@ -373,9 +373,16 @@ def coverage(ctx: QuestionContext, steps: list[dict]) -> float:
         return COVERAGE_WEIGHT * len(words) * math.log(MIN_COVER)
     vectors = np.stack([label_embedding(ctx.onto, label) for label in used])
     best = (ctx.span_embeddings[[ctx.span_index[w] for w in words]] @ vectors.T).max(axis=1)
+    if ctx.exact is None:
+        ctx.exact = exact_labels(ctx.masked, ctx.onto)
+    written = {w for label, score in ctx.exact.items() if score == 1.0 for w in label.casefold().split()}
     for i, word in enumerate(words):  # a label written out in the question explains its words
         if any(word.casefold() in label.casefold().split() for label in used):
             best[i] = 1.0
+        elif word.casefold() in written:
+            # A KB label written out in full ("the capital of Argentina") that the program does
+            # not use is left unexplained, however close its word is to some other label.
+            best[i] = MIN_COVER
     return COVERAGE_WEIGHT * float(np.log(np.clip(best, MIN_COVER, 1.0)).sum())
 
 

@@ -4,6 +4,8 @@ whatever entity a program that dropped the word finds ("China"); the class a que
 ("which currency") ranks programs naming another class lower; a class word ("cities") is not read
 as a relation that merely shares it ("largest city")."""
 
+import math
+
 import pytest
 
 from apps.accounts.services import create_api_token
@@ -11,7 +13,8 @@ from apps.jobs.services import run_job
 from apps.kbqa import drafting, services
 from apps.kbqa.arguments import class_word_only
 from apps.kbqa.parser import asked_class, parse_question
-from apps.kbqa.reading import question_context, unmatched_phrase
+from apps.kbqa.reading import MIN_COVER, coverage, question_context, unmatched_phrase
+from tests.kbqa.conftest import step
 
 pytestmark = pytest.mark.model
 
@@ -108,3 +111,23 @@ def test_a_relation_sharing_only_the_class_word_is_not_read_from_it(geo_onto, qu
     """The class word "cities" alone does not pick the relation "largest city"."""
     concepts = set(geo_onto.concepts.values())
     assert class_word_only(question_context(question, geo_onto), "largest city", concepts) is capped
+
+
+def test_a_label_written_out_and_not_used_is_unexplained(geo_onto):
+    """In "the capital of Argentina" a program that skips the relation written out in full scores
+    the lowest coverage for that word, however close "capital" is to its other labels."""
+    ctx = question_context("Which time zone is the capital of Argentina in?", geo_onto)
+    skipped = [
+        step("Find", [], "Argentina"),
+        step("Relate", [0], "located in time zone", "forward"),
+        step("FilterConcept", [1], "time zone"),
+        step("QueryName", [2]),
+    ]
+    followed = [
+        step("Find", [], "Argentina"),
+        step("Relate", [0], "capital", "forward"),
+        step("Relate", [1], "located in time zone", "forward"),
+        step("QueryName", [2]),
+    ]
+    assert coverage(ctx, skipped) == pytest.approx(math.log(MIN_COVER))
+    assert coverage(ctx, followed) == pytest.approx(0.0)
