@@ -375,13 +375,21 @@ def coverage(ctx: QuestionContext, steps: list[dict]) -> float:
     best = (ctx.span_embeddings[[ctx.span_index[w] for w in words]] @ vectors.T).max(axis=1)
     if ctx.exact is None:
         ctx.exact = exact_labels(ctx.masked, ctx.onto)
-    written = {w for label, score in ctx.exact.items() if score == 1.0 for w in label.casefold().split()}
+    # Relations and keys only: a class written out ("the city where X was born") is often implied
+    # by a relation's range, not a step of its own.
+    concepts = set(ctx.onto.concepts.values())
+    written = {
+        w
+        for label, score in ctx.exact.items()
+        if score == 1.0 and label not in concepts
+        for w in label.casefold().split()
+    }
     for i, word in enumerate(words):  # a label written out in the question explains its words
         if any(word.casefold() in label.casefold().split() for label in used):
             best[i] = 1.0
         elif word.casefold() in written:
-            # A KB label written out in full ("the capital of Argentina") that the program does
-            # not use is left unexplained, however close its word is to some other label.
+            # A relation or key written out in full ("the capital of Argentina") that the program
+            # does not use is left unexplained, however close its word is to some other label.
             best[i] = MIN_COVER
     return COVERAGE_WEIGHT * float(np.log(np.clip(best, MIN_COVER, 1.0)).sum())
 
