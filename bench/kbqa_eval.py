@@ -192,7 +192,7 @@ def draft_report(classifier, ontologies: dict[str, Ontology], backend, show_fail
         key = "close rival" if r["margin"] is not None else r["reason"]
         by_reason[key] = by_reason.get(key, 0) + 1
     print("    drafted by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())))
-    for threshold in sorted({drafting.DRAFT_MARGIN, 0.2, 0.15, 0.1, 0.05, 0.0}, reverse=True):
+    for threshold in sorted({drafting.DRAFT_MARGIN, 3.0, 2.0, 1.0, 0.5, 0.25, 0.1, 0.0}, reverse=True):
         if threshold > drafting.DRAFT_MARGIN:
             continue
         fired = [r for r in drafted if r["margin"] is None or r["margin"] < threshold]

@@ -360,7 +360,11 @@ def draft_program(ctx: QuestionContext, backend) -> Draft:
 # ---------------------------------------------------------------------------------------------
 # When to draft, and the draft scored beside the parser's candidates
 
-DRAFT_MARGIN = 0.25  # nats: a rival program with another answer scored within 1.3x of the best
+# nats: a rival program with another answer scored within e^1 = 2.7x of the best. Drafts have never
+# turned a right answer wrong in the bench at any margin (bench/kbqa_eval.py --draft prints each
+# threshold); a parser trained on fewer pairs (tests/kbqa/conftest.py) was wrong with rivals at
+# 0.52 and 0.62 nats, and the draft fixed both, so the rule is looser than the bench's parser needs.
+DRAFT_MARGIN = 1.0
 
 
 def parser_unsure(parsed: ParseResult, onto: Ontology) -> str | None:
