@@ -238,6 +238,10 @@ CASES = [
     ),
     q("sales", "On which date was the largest number of units sold?", lambda d: d.loc[d.units.idxmax(), "date"]),
     q("sales", "Which product sold the most units in total?", lambda d: d.groupby("product").units.sum().idxmax()),
+    # Groups compared by a total or an average, where the single largest or smallest row lies in
+    # another group (the row's group is the wrong answer).
+    q("sales", "Which region sold the fewest units in total?", lambda d: d.groupby("region").units.sum().idxmin()),
+    q("sales", "Which region has the lowest average revenue?", lambda d: d.groupby("region").revenue.mean().idxmin()),
     q("sales", "How many sales happened in the first quarter of 2026?", lambda d: _dt(d.date).dt.quarter.eq(1).sum()),
     edit(
         "sales",
@@ -353,6 +357,11 @@ CASES = [
     q("inventory", "How many items are out of stock?", lambda d: (d.stock == 0).sum()),
     q("inventory", "What is the total value of the stock (stock times price)?", lambda d: (d.stock * d.price).sum()),
     q("inventory", "Which item is the most expensive?", lambda d: d.loc[d.price.idxmax(), "item"]),
+    q(
+        "inventory",
+        "Which supplier has the least stock in total?",
+        lambda d: d.groupby("supplier").stock.sum().idxmin(),
+    ),
     q("inventory", "How many items does Acme supply?", lambda d: (d.supplier == "Acme").sum()),
     q("inventory", "Which items have fewer than 20 in stock?", lambda d: sorted(d.loc[d.stock < 20, "item"])),
     q(
@@ -418,6 +427,12 @@ CASES = [
         "orders",
         "Which customer placed the most orders?",
         lambda d: sorted(d.customer.value_counts()[lambda c: c == c.max()].index),
+    ),
+    q("orders", "Which customer spent the most in total?", lambda d: d.groupby("customer").amount.sum().idxmax()),
+    q(
+        "orders",
+        "Which customer has the highest average order amount?",
+        lambda d: d.groupby("customer").amount.mean().idxmax(),
     ),
     q("orders", "What is the largest order amount?", lambda d: d.amount.max()),
     q("orders", "Which order_id has the smallest amount?", lambda d: d.loc[d.amount.idxmin(), "order_id"]),

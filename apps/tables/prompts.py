@@ -125,7 +125,7 @@ def code_prompt(frame: pd.DataFrame, question: str, others: dict[str, pd.DataFra
             "(a number, a text, a list or a DataFrame). If the request changes the table "
             "(add, update, delete, insert, sort rows or columns), modify `df` itself "
             "(`df.loc[rows, column] = value`; add rows with pd.concat) and set `result = df`.\n"
-            f"{TIE_HINT if expected_kind(question, False) == 'name' else ''}"
+            f"{name_hint(question)}"
             f"The question (answer it, nothing else):\n{question}",
         },
     ]
@@ -138,6 +138,25 @@ TIE_HINT = (
     "If several rows tie for the most, highest or lowest, keep them all: compare with the max or min "
     "(`s[s == s.max()]`), not idxmax, and give the names as a list.\n"
 )
+# "Which shop has the highest total sales?" compares groups, not rows: without this the model
+# took the shop of the single largest sale (idxmax over rows) in 3 of 4 such questions, which a
+# table whose largest row lies in the top group does not show.
+GROUP_WORDS = re.compile(
+    r"\b(total|totals|sum|average|mean|median|overall|combined|altogether)\b|总|平均|合计|累计",
+    re.IGNORECASE,
+)
+GROUP_HINT = (
+    "The question compares groups by a total or an average: first aggregate per group "
+    "(`s = df.groupby(group_column)[value_column].sum()`, or `.mean()` for an average), then keep every "
+    "group that ties for the most or least (`result = s[s == s.max()].index.tolist()`).\n"
+)
+
+
+def name_hint(question: str) -> str:
+    """What a "which/who ..." question is told about ties and groups; other questions, nothing."""
+    if expected_kind(question, False) != "name":
+        return ""
+    return GROUP_HINT if GROUP_WORDS.search(question) else TIE_HINT
 
 
 # The code answer is started for the model ("```python" as the start of its reply, which

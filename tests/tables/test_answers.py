@@ -207,6 +207,26 @@ def test_instructions_in_headers_and_cells_stay_quoted_data():
     assert obeyed.kind == "refused"
 
 
+@pytest.mark.parametrize(
+    ("question", "hint"),
+    [
+        ("Which shop has the highest total sales?", "GROUP_HINT"),
+        ("Who has the highest average score?", "GROUP_HINT"),
+        ("哪个班的数学平均分最高？", "GROUP_HINT"),
+        ("Who earns the most?", "TIE_HINT"),
+        ("On which day was the longest trip?", "TIE_HINT"),
+        ("What is the highest salary?", None),
+        ("What is the total revenue by region?", None),
+    ],
+)
+def test_which_questions_are_told_about_ties_and_groups_and_others_are_not(question, hint):
+    frame = pd.DataFrame({"shop": ["A", "B"], "sales": [1, 2]})
+    content = prompts.code_prompt(frame, question)[-1]["content"]
+    for name in ("GROUP_HINT", "TIE_HINT"):
+        assert (getattr(prompts, name) in content) is (name == hint)
+    assert content.endswith(question)
+
+
 # ---- charts ------------------------------------------------------------------------------
 
 
