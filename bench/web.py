@@ -12,7 +12,7 @@ With DEBUG=0 and the production server command (`python -m config.web`, or daphn
 4. runs the N clients with no think time for D seconds, each looping over its role's main pages;
 5. prints requests/s, p50/p95/p99 per page, errors, and how many WebSockets were still held.
 
-The load generator runs on the same machine (asyncio + httpx in this process); its own CPU time
+The load generator runs on the same machine (plain asyncio streams in this process); its own CPU time
 is printed so the share it took from the server is visible. Asserts nothing.
 """
 
@@ -120,6 +120,70 @@ def stop_server(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+class Browser:
+    """One keep-alive HTTP/1.1 connection sending what a signed-in browser sends: its session cookie
+    and the cookies the server sets (the CSRF cookie, so the server does not make a new CSRF secret
+    for every page). Plain asyncio streams, not httpx: the load generator shares the two cores with
+    the server, and httpx took about a third of a core at 200 requests/s. Cookies are kept by hand
+    because the server marks them Secure (DEBUG=0) while the bench speaks plain http on loopback;
+    behind TLS a browser keeps them."""
+
+    def __init__(self, base: str, session_cookie: str) -> None:
+        host_port = base.removeprefix("http://")
+        self.host, port = host_port.split(":")
+        self.port = int(port)
+        name, value = session_cookie.split("=", 1)
+        self.cookies = {name: value}
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str, timeout: float = 60) -> int:
+        """The page's status; its body is read and dropped. Errors close the connection."""
+        try:
+            return await asyncio.wait_for(self._get(path), timeout)
+        except (OSError, EOFError, ValueError, asyncio.IncompleteReadError, TimeoutError):
+            self.close()
+            raise
+
+    async def _get(self, path: str) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+        self.writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAccept: text/html\r\n"
+            f"Cookie: {cookie}\r\n\r\n".encode("latin1")
+        )
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin1").split("\r\n")
+        status = int(head[0].split()[1])
+        length, chunked, close = 0, False, False
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding":
+                chunked = "chunked" in value.lower()
+            elif name == "connection":
+                close = value.lower() == "close"
+            elif name == "set-cookie":
+                cookie_name, _, rest = value.partition("=")
+                self.cookies[cookie_name.strip()] = rest.split(";", 1)[0]
+        if chunked:
+            while size := int((await self.reader.readline()).split(b";")[0], 16):
+                await self.reader.readexactly(size + 2)
+            await self.reader.readexactly(2)  # the empty line after the last chunk
+        elif length:
+            await self.reader.readexactly(length)
+        if close:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
@@ -133,15 +197,16 @@ def ms(values: list[float]) -> list[float]:
 async def warm_and_time_alone(base: str, cookies: dict[str, str], repeat: int) -> dict[str, list[float]]:
     alone: dict[str, list[float]] = defaultdict(list)
     for role, pages in ROLE_PAGES.items():
-        async with httpx.AsyncClient(base_url=base, headers={"Cookie": cookies[role]}, timeout=60) as client:
-            for page in pages:
-                await client.get(page)  # warm the process's caches (each process has its own)
-                for _ in range(repeat):
-                    start = time.perf_counter()
-                    response = await client.get(page)
-                    alone[f"{role} {page}"].append(time.perf_counter() - start)
-                    if response.status_code != 200:
-                        raise SystemExit(f"{role} {page}: {response.status_code} (is the demo data loaded?)")
+        browser = Browser(base, cookies[role])
+        for page in pages:
+            await browser.get(page)  # warm the process's caches (each process has its own)
+            for _ in range(repeat):
+                start = time.perf_counter()
+                status = await browser.get(page)
+                alone[f"{role} {page}"].append(time.perf_counter() - start)
+                if status != 200:
+                    raise SystemExit(f"{role} {page}: {status} (is the demo data loaded?)")
+        browser.close()
     return alone
 
 
@@ -164,18 +229,18 @@ async def hold_sockets(base: str, count: int, targets: list[tuple[str, int]], op
 
 
 async def client_loop(base: str, cookie: str, pages: list[str], until: float, results: list, index: int) -> None:
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(base_url=base, headers={"Cookie": cookie}, timeout=60, limits=limits) as client:
-        i = index  # clients start at different pages
-        while time.monotonic() < until:
-            page = pages[i % len(pages)]
-            i += 1
-            start = time.perf_counter()
-            try:
-                status = (await client.get(page)).status_code
-            except httpx.HTTPError as exc:
-                status = type(exc).__name__
-            results.append((page, time.perf_counter() - start, status))
+    browser = Browser(base, cookie)
+    i = index  # clients start at different pages
+    while time.monotonic() < until:
+        page = pages[i % len(pages)]
+        i += 1
+        start = time.perf_counter()
+        try:
+            status = await browser.get(page)
+        except (OSError, EOFError, ValueError, asyncio.IncompleteReadError, TimeoutError) as exc:
+            status = type(exc).__name__
+        results.append((page, time.perf_counter() - start, status))
+    browser.close()
 
 
 def sign_in(args) -> dict:

@@ -150,7 +150,7 @@ QUEUE_WORKERS = {
 JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 300, minimum=10)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CACHES = {"default": {"BACKEND": "config.cache.SharedClientRedisCache", "LOCATION": REDIS_URL}}
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -230,7 +230,7 @@ STREAM_BATCH_SECONDS = env_float("STREAM_BATCH_SECONDS", 0.05)
 WEB_PROCESSES = env_int("WEB_PROCESSES", os.cpu_count() or 1, minimum=1)
 # Threads per web process that run synchronous views (config/http_threads.py); each keeps a database
 # connection, so WEB_PROCESSES x WEB_THREADS connections at most (fewer with DB_POOL_SIZE).
-WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
+WEB_THREADS = env_int("WEB_THREADS", 4, minimum=1)
 FORWARDED_ALLOW_IPS = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")  # proxies whose X-Forwarded-* are believed
 WEB_ACCESS_LOG = env_bool("WEB_ACCESS_LOG", False)
 

@@ -1,3 +1,5 @@
+from functools import cache
+
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -17,9 +19,15 @@ AREAS = [
 ]
 
 
+@cache
+def area_url(url_name: str) -> str:
+    """An area's address: fixed for the process, and the navigation asks for it on every page."""
+    return reverse(url_name)
+
+
 def visible_areas(user) -> list[dict]:
     return [
-        {"key": key, "label": label, "url": reverse(url_name), "description": description}
+        {"key": key, "label": label, "url": area_url(url_name), "description": description}
         for key, label, url_name, description in AREAS
         if can_access_area(user, key)
     ]
