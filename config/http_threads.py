@@ -5,8 +5,8 @@ event loop and a thread (about fifteen per page here: the middleware run in asyn
 is sync-only, and each request gets a new thread, hence a new database connection wrapper). Measured
 in process on this machine, the student home page took 7.7 ms through the ASGI handler and 3.0 ms
 through the WSGI handler. So the ASGI application hands each HTTP request to the WSGI handler in one
-hop: the whole middleware chain and the view run in one pool thread, which keeps its database
-connection between requests. Views written as coroutines (the OpenAI-compatible /v1 stream) still go
+hop: the whole middleware chain, the view and the response's close (which hands the database
+connection back) run in one pool thread, and the threads live as long as the process. Views written as coroutines (the OpenAI-compatible /v1 stream) still go
 to Django's ASGI handler, and WebSockets to Channels (config/asgi.py).
 """
 

@@ -228,8 +228,8 @@ STREAM_BATCH_SECONDS = env_float("STREAM_BATCH_SECONDS", 0.05)
 
 # The production web server (python -m config.web): uvicorn worker processes sharing one socket.
 WEB_PROCESSES = env_int("WEB_PROCESSES", os.cpu_count() or 1, minimum=1)
-# Threads per web process that run synchronous views (config/http_threads.py); each keeps a database
-# connection, so WEB_PROCESSES x WEB_THREADS connections at most (fewer with DB_POOL_SIZE).
+# Threads per web process that run synchronous views (config/http_threads.py). Each holds at most one
+# database connection at a time (from the process's pool when DB_POOL_SIZE is set).
 WEB_THREADS = env_int("WEB_THREADS", 4, minimum=1)
 FORWARDED_ALLOW_IPS = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")  # proxies whose X-Forwarded-* are believed
 WEB_ACCESS_LOG = env_bool("WEB_ACCESS_LOG", False)
