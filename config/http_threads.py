@@ -6,8 +6,9 @@ is sync-only, and each request gets a new thread, hence a new database connectio
 in process on this machine, the student home page took 7.7 ms through the ASGI handler and 3.0 ms
 through the WSGI handler. So the ASGI application hands each HTTP request to the WSGI handler in one
 hop: the whole middleware chain, the view and the response's close (which hands the database
-connection back) run in one pool thread, and the threads live as long as the process. Views written as coroutines (the OpenAI-compatible /v1 stream) still go
-to Django's ASGI handler, and WebSockets to Channels (config/asgi.py).
+connection back) run in one pool thread, and the threads live as long as the process. Views written
+as coroutines (the OpenAI-compatible /v1 stream) still go to Django's ASGI handler, and WebSockets
+to Channels (config/asgi.py).
 """
 
 import asyncio
