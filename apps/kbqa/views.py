@@ -184,8 +184,13 @@ def parsers(request):
         except (ValidationError, ValueError) as exc:
             messages.error(request, exc.messages[0] if isinstance(exc, ValidationError) else str(exc))
         return redirect("kbqa:parsers")
-    parser_list = ParserModel.objects.select_related("source_kb", "job").defer("dataset", "classifier")[:20]
-    evaluations = ParserEvaluation.objects.select_related("parser__source_kb", "job")[:10]
+    # Neither the training set, the classifier nor the KB's content is shown: a KB is megabytes.
+    parser_list = ParserModel.objects.select_related("source_kb", "job").defer(
+        "dataset", "classifier", "source_kb__data"
+    )[:20]
+    evaluations = ParserEvaluation.objects.select_related("parser__source_kb", "job").defer(
+        "parser__dataset", "parser__classifier", "parser__source_kb__data"
+    )[:10]
     context = {
         "parsers": parser_list,
         "evaluations": [{"evaluation": e, "rows": present.evaluation_rows(e.results)} for e in evaluations],

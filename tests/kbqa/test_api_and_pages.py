@@ -115,3 +115,22 @@ def test_pages_need_login_and_the_area(client, client_for, student, tiny_kb, mon
     assert client.get("/kbqa/kbs/").status_code == 302
     monkeypatch.setitem(AREA_ROLES, "kbqa", frozenset({Role.ADMIN}))
     assert client_for(student).get("/kbqa/kbs/tiny/").status_code == 403
+
+
+def test_the_parsers_page_never_reads_a_kbs_content_or_a_parsers_training_set(client, researcher, geo_parser):
+    """A KB is megabytes of JSON: selecting it with each parser and evaluation took the page to
+    half a second (the list shows names and metrics only)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.kbqa.models import ParserEvaluation
+
+    ParserEvaluation.objects.create(parser=geo_parser, results=[])
+    client.force_login(researcher)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/kbqa/parsers/")
+    assert page.status_code == 200
+    assert f"#{geo_parser.pk}" in page.text
+    sql = " ".join(query["sql"] for query in queries.captured_queries)
+    for column in ('"kbqa_knowledgebase"."data"', '"kbqa_parsermodel"."dataset"', '"kbqa_parsermodel"."classifier"'):
+        assert column not in sql
