@@ -52,6 +52,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+FORM_RENDERER = (
+    "apps.core.form_renderer.FastWidgetRenderer"  # plain widgets without templates (apps/core/form_renderer.py)
+)
 ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = "config.wsgi.application"
 
