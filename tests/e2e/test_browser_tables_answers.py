@@ -15,6 +15,14 @@ from apps.tables import services, workbooks
 from apps.tables.models import Sheet, TableMessage
 from tests.factories import UserFactory
 
+# Whether an element's text lies on one line: no text box starts a font size or more below another.
+ONE_LINE = """c => {
+  const range = document.createRange();
+  range.selectNodeContents(c);
+  const tops = [...range.getClientRects()].map((r) => r.top);
+  return Math.max(...tops) - Math.min(...tops) < parseFloat(getComputedStyle(c).fontSize);
+}"""
+
 pytestmark = [pytest.mark.e2e, pytest.mark.model, pytest.mark.django_db(transaction=True)]
 
 DATA = Path(__file__).resolve().parents[1] / "tables" / "data"
@@ -112,4 +120,8 @@ def test_stream_chart_change_undo_failure_and_phone_width(page, log_in, live_sta
         page.wait_for_load_state("networkidle")
         no_horizontal_overflow(page)
     page.goto(f"{live_stack.url}/tables/{workbook.pk}/")
+    # Each version stays on one line at phone width (the list scrolls in its box); "current"
+    # and the description were broken inside words ("curren|t", "Uploa|ded").
+    for cell in page.locator("#versions tr td").all():
+        assert cell.evaluate(ONE_LINE), cell.inner_text()
     screenshot("tables-answers-phone")
