@@ -12,13 +12,13 @@ to Channels (config/asgi.py).
 """
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
 from asgiref.sync import SyncToAsync
+from asgiref.wsgi import WsgiToAsgiInstance
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.urls import Resolver404, resolve
@@ -38,39 +38,15 @@ def has_async_view(path: str) -> bool:
 
 
 def wsgi_environ(scope: Scope, body: SpooledTemporaryFile, body_length: int) -> dict:
-    """The WSGI environ of an ASGI HTTP scope (PEP 3333; headers joined as a WSGI server joins them)."""
-    script_name = scope.get("root_path", "").encode("utf8").decode("latin1")
-    path_info = scope["path"].encode("utf8").decode("latin1")
-    if script_name and path_info.startswith(script_name):
-        path_info = path_info[len(script_name) :]
-    server = scope.get("server") or ("localhost", 80)
-    environ = {
-        "REQUEST_METHOD": scope["method"],
-        "SCRIPT_NAME": script_name,
-        "PATH_INFO": path_info,
-        "QUERY_STRING": scope["query_string"].decode("latin1"),
-        "SERVER_NAME": server[0],
-        "SERVER_PORT": str(server[1] or 80),
-        "SERVER_PROTOCOL": f"HTTP/{scope['http_version']}",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": scope.get("scheme", "http"),
-        "wsgi.input": body,
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        # The body was read whole: its real length, whatever the client declared (or not, if chunked).
-        "CONTENT_LENGTH": str(body_length),
-    }
-    if scope.get("client"):
-        environ["REMOTE_ADDR"] = scope["client"][0]
-    for raw_name, raw_value in scope.get("headers", []):
-        name = raw_name.decode("latin1").upper().replace("-", "_")
-        if name == "CONTENT_LENGTH":
-            continue
-        key = name if name == "CONTENT_TYPE" else f"HTTP_{name}"
-        value = raw_value.decode("latin1")
-        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    """The WSGI environ of an ASGI HTTP scope, as asgiref's WSGI adapter builds it (repeated headers
+    joined with commas; ValueError past 100 of one name), with the length of the body as read."""
+    adapter = WsgiToAsgiInstance(None)
+    adapter.scope = scope  # build_environ reads the headers from here
+    # asgiref decodes the query as ASCII; a WSGI server passes its raw bytes on as latin-1.
+    environ = adapter.build_environ({**scope, "query_string": b""}, body)
+    environ["QUERY_STRING"] = scope["query_string"].decode("latin1")
+    # The body was read whole: its real length, whatever the client declared (or not, if chunked).
+    environ["CONTENT_LENGTH"] = str(body_length)
     return environ
 
 
@@ -111,10 +87,16 @@ class ThreadedWSGI:
                 if not message.get("more_body"):
                     break
             body.seek(0)
+            try:
+                environ = wsgi_environ(scope, body, length)
+            except ValueError:  # more than 100 headers of one name (asgiref's limit)
+                await send(
+                    {"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"text/plain")]}
+                )
+                await send({"type": "http.response.body", "body": b"Bad Request: too many headers of one name"})
+                return
             loop = asyncio.get_running_loop()
-            start, chunks = await loop.run_in_executor(
-                self._executor(loop), self._respond, wsgi_environ(scope, body, length), send, loop
-            )
+            start, chunks = await loop.run_in_executor(self._executor(loop), self._respond, environ, send, loop)
         if start is not None:  # a whole response; a streamed one was sent from the thread
             await send(start)
             await send({"type": "http.response.body", "body": b"".join(chunks)})

@@ -131,3 +131,14 @@ def test_each_request_closes_the_connection_its_own_thread_opened():
     for _ in range(3 * settings.WEB_THREADS):
         assert call("/healthz")[0] == 200  # the page queries the database
     assert open_connections() <= before
+
+
+def test_too_many_headers_of_one_name_is_a_bad_request():
+    status, _headers, body = call("/healthz", headers=[(b"x-many", b"1")] * 101)
+    assert status == 400
+    assert b"too many headers" in body
+
+
+def test_a_raw_non_ascii_query_string_reaches_the_view():
+    status, _headers, _body = call("/healthz", query="q=caf\xe9".encode("latin1"))
+    assert status == 200
