@@ -120,6 +120,10 @@ def stop_server(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+# What a broken or refused connection raises in Browser.get (IncompleteReadError is an EOFError).
+CONNECTION_ERRORS = (OSError, EOFError, ValueError, TimeoutError)
+
+
 class Browser:
     """One keep-alive HTTP/1.1 connection sending what a signed-in browser sends: its session cookie
     and the cookies the server sets (the CSRF cookie, so the server does not make a new CSRF secret
@@ -141,7 +145,7 @@ class Browser:
         """The page's status; its body is read and dropped. Errors close the connection."""
         try:
             return await asyncio.wait_for(self._get(path), timeout)
-        except (OSError, EOFError, ValueError, asyncio.IncompleteReadError, TimeoutError):
+        except CONNECTION_ERRORS:
             self.close()
             raise
 
@@ -237,7 +241,7 @@ async def client_loop(base: str, cookie: str, pages: list[str], until: float, re
         start = time.perf_counter()
         try:
             status = await browser.get(page)
-        except (OSError, EOFError, ValueError, asyncio.IncompleteReadError, TimeoutError) as exc:
+        except CONNECTION_ERRORS as exc:
             status = type(exc).__name__
         results.append((page, time.perf_counter() - start, status))
     browser.close()

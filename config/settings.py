@@ -52,9 +52,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
-FORM_RENDERER = (
-    "apps.core.form_renderer.FastWidgetRenderer"  # plain widgets without templates (apps/core/form_renderer.py)
-)
+FORM_RENDERER = "apps.core.form_renderer.FastWidgetRenderer"  # plain widgets written out in Python
 ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = "config.wsgi.application"
 

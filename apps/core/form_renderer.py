@@ -29,9 +29,8 @@ def attrs_html(attrs: dict) -> str:
     for name, value in attrs.items():
         if value is False:
             continue
-        parts.append(
-            f" {conditional_escape(name)}" if value is True else f' {conditional_escape(name)}="{formatted(value)}"'
-        )
+        name = conditional_escape(name)
+        parts.append(f" {name}" if value is True else f' {name}="{formatted(value)}"')
     return "".join(parts)
 
 
