@@ -19,9 +19,11 @@ DATA = Path(__file__).parent / "data"
 def finished(message: TableMessage, timeout: float = 180) -> TableMessage:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        message.refresh_from_db()
+        # The job first: the worker saves the message before it ends the job, so a message
+        # read after a finished job is the final one (read before, it can be a step behind).
         message.job.refresh_from_db()
         if message.job.is_finished:
+            message.refresh_from_db()
             return message
         time.sleep(0.3)
     raise AssertionError(f"message {message.pk} not answered in time")
