@@ -81,11 +81,13 @@ def rates(tokens: int) -> None:
     collect_s = default_set.CORPUS_TOKENS / collect
     train_s = n_saes * default_set.TRAINING_TOKENS / train
     rest = n_saes * (default_set.STATS_SECONDS + default_set.SCORE_SECONDS + default_set.EXPLAIN_SECONDS)
+    first_s = collect_s + (train_s + rest) / n_saes  # SAEs are finished one after another
     print(
         f"first-start wait for the full set ({default_set.CORPUS_TOKENS:,} tokens, {n_saes} SAEs of "
         f"{default_set.TRAINING_TOKENS:,} tokens): collection {collect_s / 60:.0f} min + training "
         f"{train_s / 60:.0f} min + statistics, scoring and explanations {rest / 60:.0f} min "
-        f"(default_set.py's per-SAE estimates) = {(collect_s + train_s + rest) / 60:.0f} min"
+        f"(default_set.py's per-SAE estimates) = {(collect_s + train_s + rest) / 60:.0f} min; "
+        f"the first SAE finished (trained, scored, explained) after {first_s / 60:.0f} min"
     )
 
 

@@ -2,11 +2,13 @@
 
 On start (`make up` runs `manage.py lingualens_default_set`) one batch job is queued, once: it
 builds the corpus (default_corpus.py, about 1.15M tokens of English and Chinese), collects the
-lens model's residual stream after every layer of the set in one forward pass per batch, trains
-a TopK SAE per layer, scores each against the catalogue and has the assistant explain their
-best latents. Each stage is skipped when already done and every long stage resumes from disk
-(activation shards, the trainer's checkpoint, scores and explanations saved per feature and
-latent), so a killed worker, or a stopped `make up`, continues where it was.
+lens model's residual stream after every layer of the set in one forward pass per batch, then
+finishes one SAE after another: trains a TopK SAE on its layer, scores it against the catalogue
+and has the assistant explain its best latents. So the first SAE is complete (browsable, scored,
+explained) after about 40% of the set's wait, not at its end. Each stage is skipped when already
+done and every long stage resumes from disk (activation shards, the trainer's checkpoint, scores
+and explanations saved per feature and latent), so a killed worker, or a stopped `make up`,
+continues where it was.
 
 It runs on the batch queue, with one torch thread (Procfile), so interactive work (search,
 steering, chat) never waits behind it. The LinguaLens pages show its stage and the expected
@@ -175,7 +177,12 @@ def _train_rate(saes: list[SAE]) -> float:
     return steps * saes[0].batch_size / seconds if _train_measured(saes) else TRAIN_TOKENS_PER_S
 
 
+STAGES_PER_SAE = 4  # train, statistics, score, explain
+
+
 def stages(run: ActivationRun, saes: list[SAE]) -> list[Stage]:
+    """The chain in order: one collection for every layer, then each SAE finished in turn
+    (trained, its statistics, scored, explained) so the first is complete long before the set."""
     expected = max(run.n_tokens, round(CORPUS_TOKENS * 0.98)) if run.status != RunStatus.COMPLETE else run.n_tokens
     collected = 1.0 if run.status == RunStatus.COMPLETE else min(1.0, run.n_tokens / max(1, expected))
     found = [Stage("activations", expected / _collect_rate(run), collected)]
@@ -186,11 +193,27 @@ def stages(run: ActivationRun, saes: list[SAE]) -> list[Stage]:
         done = 1.0 if complete else sae.steps_done / steps
         found.append(Stage(f"train L{sae.layer}", steps * sae.batch_size / train_rate, done))
         found.append(Stage(f"statistics L{sae.layer}", STATS_SECONDS, 1.0 if complete else 0.0))
-    for sae in saes:
         found.append(Stage(f"score L{sae.layer}", SCORE_SECONDS, 1.0 if sae.scored else 0.0))
-    for sae in saes:
-        found.append(Stage(f"explain L{sae.layer}", EXPLAIN_SECONDS, 1.0 if sae.metrics.get("explained") else 0.0))
+        found.append(Stage(f"explain L{sae.layer}", EXPLAIN_SECONDS, 1.0 if is_explained(sae) else 0.0))
     return found
+
+
+def is_explained(sae: SAE) -> bool:
+    return bool(sae.metrics.get("explained"))
+
+
+def is_finished(sae: SAE) -> bool:
+    """Trained, scored and explained: everything a researcher browses is there."""
+    return sae.status == RunStatus.COMPLETE and sae.scored and is_explained(sae)
+
+
+def _seconds_until_next_ready(plan: list[Stage], saes: list[SAE]) -> float | None:
+    """Seconds until the next SAE is finished (its stages and all before them), None when every
+    SAE is."""
+    for number, sae in enumerate(saes):
+        if not is_finished(sae):
+            return sum(stage.left for stage in plan[: 1 + STAGES_PER_SAE * (number + 1)])
+    return None
 
 
 def set_objects(job: Job) -> tuple[ActivationRun, list[SAE]]:
@@ -208,10 +231,15 @@ def status() -> dict | None:
         run, saes = set_objects(job)
     except ActivationRun.DoesNotExist:
         return None
-    seconds_left = sum(stage.left for stage in stages(run, saes))
+    plan = stages(run, saes)
+    seconds_left = sum(stage.left for stage in plan)
+    next_ready = _seconds_until_next_ready(plan, saes)
     return {
         "job": job,
         "layers": [sae.layer for sae in saes],
+        "ready": [sae for sae in saes if is_finished(sae)],
+        "next_layer": next((sae.layer for sae in saes if not is_finished(sae)), None),
+        "next_minutes": max(1, round(next_ready / 60)) if next_ready is not None else None,
         "width": WIDTH,
         "tokens": f"{CORPUS_TOKENS:,}",
         "seconds_left": seconds_left,
@@ -269,72 +297,94 @@ def run_default_set(job: Job, backend=None, assistant=None) -> dict:
 
 
 def _work(job: Job, run: ActivationRun, saes: list[SAE], started: float, backend, assistant) -> dict:
-    from apps.lingualens import explain, pipeline
-    from apps.lingualens.models import FeatureScore
+    from apps.lingualens import pipeline
 
     backend = backend or pipeline.lens_backend(run.model_name)
     plan = stages(run, saes)
-    timings: dict[str, float] = {}
     if run.status != RunStatus.COMPLETE:
         pipeline.collect_activations(run, backend, _reporter(job, plan, 0, started))
-    timings["activations"] = run.seconds or 0.0
-    for number, sae in enumerate(saes):
-        if sae.status != RunStatus.COMPLETE:
-            try:
-                # Training steps stop at a checkpoint; the metrics and statistics after them do not.
-                report = _reporter(job, plan, 1 + 2 * number, started, lambda message: message.startswith("SAE step"))
-                clock, trained_before = time.monotonic(), sae.train_seconds or 0.0
-                pipeline.train_sae(sae, backend, report)
-            except (ContinueLater, JobFailed):
-                raise
-            except Exception:
-                SAE.objects.filter(pk=sae.pk).exclude(status=RunStatus.PARTIAL).update(status=RunStatus.FAILED)
-                raise
-            sae.refresh_from_db()
-            # Metrics and latent statistics: what this link spent beyond the training steps.
-            spent = time.monotonic() - clock - ((sae.train_seconds or 0.0) - trained_before)
-            _note(sae, stats_seconds=round(spent, 1))
-        timings[f"train L{sae.layer}"] = sae.train_seconds or 0.0
-        timings[f"statistics L{sae.layer}"] = sae.metrics.get("stats_seconds", 0.0)
-    first_score = 1 + 2 * len(saes)
-    for number, sae in enumerate(saes):
-        if not sae.scored:
-            # Features scored by an earlier link keep their scores.
-            done = FeatureScore.objects.filter(sae=sae).values_list("feature_id", flat=True)
-            todo = list(LinguisticFeature.objects.exclude(pk__in=done).values_list("pk", flat=True))
-            clock = time.monotonic()
-            if todo:
-                pipeline.score_sae(sae, backend, _reporter(job, plan, first_score + number, started), todo)
-            SAE.objects.filter(pk=sae.pk).update(scored=True)
-            sae.refresh_from_db()
-            _note(sae, score_seconds=sae.metrics.get("score_seconds", 0.0) + time.monotonic() - clock)
-        timings[f"score L{sae.layer}"] = sae.metrics.get("score_seconds", 0.0)
+    timings = {"activations": run.seconds or 0.0}
     errors = []
     for number, sae in enumerate(saes):
-        if not sae.metrics.get("explained"):
-            clock = time.monotonic()
-            chosen = explain.default_latents(sae, EXPLAIN_LATENTS)
-            # Not yet judged: unexplained, or explained by a link that stopped before detection.
-            unjudged = sae.latents.filter(index__in=chosen).exclude(explanation_detail__has_key="judged")
-            todo = list(unjudged.values_list("index", flat=True))
-            report = _reporter(job, plan, first_score + len(saes) + number, started)
-            try:
-                if todo:
-                    pipeline.explain_sae(sae, EXPLAIN_LATENTS, todo, report, assistant)
-            except ContinueLater:
-                _note(sae, explain_seconds=sae.metrics.get("explain_seconds", 0.0) + time.monotonic() - clock)
-                raise
-            except Exception as exc:  # the assistant's server may be down: the rest stays usable
-                logger.exception("explaining %s failed", sae.slug)
-                errors.append(f"{sae.slug}: {type(exc).__name__}: {exc}")
-                continue
-            seconds = sae.metrics.get("explain_seconds", 0.0) + time.monotonic() - clock
-            _note(sae, explained=len(chosen), explain_seconds=seconds)
+        first = 1 + STAGES_PER_SAE * number  # this SAE's training stage in the plan
+        # Training steps stop at a checkpoint; the metrics and statistics after them do not.
+        _train(sae, backend, _reporter(job, plan, first, started, lambda message: message.startswith("SAE step")))
+        _score(sae, backend, _reporter(job, plan, first + 2, started))
+        error = _explain(sae, assistant, _reporter(job, plan, first + 3, started))
+        if error:
+            errors.append(error)
+        timings[f"train L{sae.layer}"] = sae.train_seconds or 0.0
+        timings[f"statistics L{sae.layer}"] = sae.metrics.get("stats_seconds", 0.0)
+        timings[f"score L{sae.layer}"] = sae.metrics.get("score_seconds", 0.0)
         timings[f"explain L{sae.layer}"] = sae.metrics.get("explain_seconds", 0.0)
     result = {"saes": [sae.slug for sae in saes], "tokens": run.n_tokens, "seconds": timings}
     if errors:
         raise JobFailed("Explanations failed (the next start retries them): " + "; ".join(errors), result)
     return result
+
+
+def _train(sae: SAE, backend, report) -> None:
+    """Train the SAE (resuming its checkpoint), then its metrics and latent statistics. The report
+    stops a link only between training steps (the statistics after them do not resume)."""
+    from apps.lingualens import pipeline
+
+    if sae.status == RunStatus.COMPLETE:
+        return
+    try:
+        clock, trained_before = time.monotonic(), sae.train_seconds or 0.0
+        pipeline.train_sae(sae, backend, report)
+    except (ContinueLater, JobFailed):
+        raise
+    except Exception:
+        SAE.objects.filter(pk=sae.pk).exclude(status=RunStatus.PARTIAL).update(status=RunStatus.FAILED)
+        raise
+    sae.refresh_from_db()
+    # Metrics and latent statistics: what this link spent beyond the training steps.
+    spent = time.monotonic() - clock - ((sae.train_seconds or 0.0) - trained_before)
+    _note(sae, stats_seconds=round(spent, 1))
+
+
+def _score(sae: SAE, backend, report) -> None:
+    from apps.lingualens import pipeline
+    from apps.lingualens.models import FeatureScore
+
+    if sae.scored:
+        return
+    # Features scored by an earlier link keep their scores.
+    done = FeatureScore.objects.filter(sae=sae).values_list("feature_id", flat=True)
+    todo = list(LinguisticFeature.objects.exclude(pk__in=done).values_list("pk", flat=True))
+    clock = time.monotonic()
+    if todo:
+        pipeline.score_sae(sae, backend, report, todo)
+    SAE.objects.filter(pk=sae.pk).update(scored=True)
+    sae.refresh_from_db()
+    _note(sae, score_seconds=sae.metrics.get("score_seconds", 0.0) + time.monotonic() - clock)
+
+
+def _explain(sae: SAE, assistant, report) -> str | None:
+    """Explain the SAE's chosen latents; returns an error line when the assistant failed (the
+    SAE stays usable and the chain goes on: the next start retries)."""
+    from apps.lingualens import explain, pipeline
+
+    if is_explained(sae):
+        return None
+    clock = time.monotonic()
+    chosen = explain.default_latents(sae, EXPLAIN_LATENTS)
+    # Not yet judged: unexplained, or explained by a link that stopped before detection.
+    unjudged = sae.latents.filter(index__in=chosen).exclude(explanation_detail__has_key="judged")
+    todo = list(unjudged.values_list("index", flat=True))
+    try:
+        if todo:
+            pipeline.explain_sae(sae, EXPLAIN_LATENTS, todo, report, assistant)
+    except ContinueLater:
+        _note(sae, explain_seconds=sae.metrics.get("explain_seconds", 0.0) + time.monotonic() - clock)
+        raise
+    except Exception as exc:  # the assistant's server may be down: the rest stays usable
+        logger.exception("explaining %s failed", sae.slug)
+        return f"{sae.slug}: {type(exc).__name__}: {exc}"
+    seconds = sae.metrics.get("explain_seconds", 0.0) + time.monotonic() - clock
+    _note(sae, explained=len(chosen), explain_seconds=seconds)
+    return None
 
 
 def _note(sae: SAE, **values) -> None:

@@ -1,6 +1,6 @@
 """The default SAE set: one batch job chain queued on start, once; it resumes after a stopped
-worker; it collects every layer in one forward pass, trains, scores and explains; the
-LinguaLens pages state the wait while it runs."""
+worker; it collects every layer in one forward pass, then trains, scores and explains one SAE
+after another; the LinguaLens pages state the wait while it runs, and link each finished SAE."""
 
 import json
 from datetime import timedelta
@@ -77,8 +77,22 @@ def test_pages_state_the_wait_while_it_runs(researcher, client_for):
         assert 'id="default-set"' in page, url
         assert f"about {state['minutes_left']} min" in page, url
         assert "Queued: waiting for the batch worker." in page
+        # The first SAE is finished on its own, long before the whole set.
+        assert f"Layer {default_set.LAYERS[0]} ready to browse in about {state['next_minutes']} min." in page
+    assert state["next_minutes"] < 0.5 * state["minutes_left"]
+    assert 'id="default-set-ready"' not in page
     zh = client.get("/lingualens/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "默认 SAE 集" in zh
+    assert f"第 {default_set.LAYERS[0]} 层约 {state['next_minutes']} 分钟后可以浏览。" in zh
+
+    # Once the first SAE is trained, scored and explained, the notice links it and counts to the next.
+    first, second = SAE.objects.filter(pk__in=job.params["sae_ids"]).order_by("layer")[:2]
+    SAE.objects.filter(pk=first.pk).update(status=RunStatus.COMPLETE, scored=True, metrics={"explained": 24})
+    page = client.get("/lingualens/").content.decode()
+    assert f'href="/lingualens/saes/{first.slug}/"' in page
+    assert f"Layer {second.layer} ready to browse in about" in page
+    # Nothing was collected yet: the second SAE waits for the collection and its own four stages.
+    assert default_set.status()["next_minutes"] == state["next_minutes"]
     Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
     assert 'id="default-set"' not in client.get("/lingualens/").content.decode()
 
@@ -110,6 +124,18 @@ def test_the_chain_runs_in_links_and_resumes_from_disk(
     shard_dir.mkdir(parents=True)
     np.save(shard_dir / "00000_L2.npy", np.zeros((3, 640), np.float16))
 
+    stages = []  # (stage, layer) in the order the links ran them
+
+    def recorded(name, real):
+        def call(sae, *args):
+            stages.append((name, sae.layer))
+            return real(sae, *args)
+
+        return call
+
+    for name in ("train_sae", "score_sae", "explain_sae"):
+        monkeypatch.setattr(pipeline, name, recorded(name, getattr(pipeline, name)))
+
     links = 0
     while job is not None:
         links += 1
@@ -120,6 +146,10 @@ def test_the_chain_runs_in_links_and_resumes_from_disk(
         following = job.result.get("continued_in_job")
         job = Job.objects.get(pk=following) if following else None
     assert links > 5  # it did stop and resume
+    # One SAE is finished (trained, scored, explained) before the next starts training.
+    layers = [layer for _, layer in stages]
+    assert layers == sorted(layers)
+    assert {name for name, _ in stages} == {"train_sae", "score_sae", "explain_sae"}
 
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETE
