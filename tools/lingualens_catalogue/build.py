@@ -17,7 +17,7 @@ from pathlib import Path
 # The file the app loads (apps.lingualens.services.CATALOGUE_PATH; tests/lingualens/test_catalogue.py
 # checks that it is what this writes).
 CATALOGUE_PATH = Path(__file__).resolve().parents[2] / "apps" / "lingualens" / "data" / "catalogue.jsonl"
-PAIRS_PER_FEATURE = 30
+PAIRS_PER_FEATURE = 80
 
 Pair = tuple[str, str, str]  # sentence, counterfactual, span
 

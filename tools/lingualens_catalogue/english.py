@@ -1,25 +1,75 @@
-"""The English features of the catalogue: morphology, syntax, semantics and pragmatics."""
+"""The English features of the catalogue: morphology, syntax, semantics and pragmatics.
+
+Word lists are paired where a free product would make odd sentences: each verb has the objects
+it fits (ACTIONS), each noun the adjectives it fits (NOUN_ADJECTIVES), each comparative its subjects.
+"""
 
 from tools.lingualens_catalogue.build import combos, feature
 
+
+def _table(text: str) -> list[tuple[tuple[str, ...], list[str]]]:
+    """'head words: item item' lines -> [((head, words), [item, item])]."""
+    rows = []
+    for line in text.strip().splitlines():
+        head, items = line.split(":")
+        rows.append((tuple(head.split()), items.split()))
+    return rows
+
+
 # ---- English word lists -------------------------------------------------------------------
-NAMES = ["Anna", "Tom", "Maria", "David", "Lucy", "Peter"]
-OTHERS = ["Sam", "Emma", "Jack", "Nina"]
-# base, past (= participle for these regular verbs)
-VERBS = [
-    ("paint", "painted"),
-    ("clean", "cleaned"),
-    ("open", "opened"),
-    ("fix", "fixed"),
-    ("wash", "washed"),
-    ("check", "checked"),
-    ("move", "moved"),
-    ("repair", "repaired"),
+NAMES = ["Anna", "Tom", "Maria", "David", "Lucy", "Peter", "Sarah", "James", "Laura", "Daniel", "Kate"]
+NAMES += ["Michael", "Sophie", "Ben", "Olivia", "Mark"]
+OTHERS = ["Sam", "Emma", "Jack", "Nina", "Leo", "Chloe", "Oscar", "Ruby", "Adam", "Grace"]
+# Regular verbs only (past = participle = base + -ed) with the singular objects each one fits.
+ACTION_TABLE = _table(
+    """
+    paint painted: fence wall door gate bench boat shed chair
+    clean cleaned: kitchen car window floor oven bathroom table mirror
+    open opened: door window box gate letter drawer parcel
+    fix fixed: car bike roof sink lamp printer chair tap
+    wash washed: car dog shirt floor window towel
+    check checked: report bill list email map answer
+    move moved: table sofa bed desk piano box
+    repair repaired: roof fence bike clock engine watch
+    close closed: door window gate box shop
+    cook cooked: dinner rice soup fish pasta
+    lock locked: door gate car safe bike
+    fill filled: bottle glass tank bucket kettle
+    print printed: report ticket letter map photo
+    bake baked: cake bread pie
+    water watered: plant garden lawn
+    pack packed: bag suitcase lunch box
+    sign signed: letter form contract card
+    answer answered: question phone letter email
+    polish polished: car table floor mirror
+    iron ironed: shirt dress
+    deliver delivered: parcel letter package pizza
+    """
+)
+VERBS = [verb for verb, _ in ACTION_TABLE]  # (base, past)
+ACTIONS = [(verb, obj) for verb, objs in ACTION_TABLE for obj in objs]  # ((base, past), object)
+# Verbs whose result can be looked at afterwards ("The cake that Anna baked looks great").
+RESULT_VERBS = {"paint", "clean", "fix", "wash", "repair", "cook", "bake", "polish", "iron"}
+THIRD = {"fix": "fixes", "wash": "washes", "polish": "polishes"}
+# Nouns (singular, plural -s) with the adjectives that fit them.
+ANIMALS = [(n, n + "s") for n in ["cat", "dog", "bird", "horse", "rabbit", "duck", "cow", "goat", "pig", "hen"]]
+ANIMAL_ADJECTIVES = ["small", "big", "old", "young", "hungry", "quiet", "noisy", "friendly", "tired", "calm"]
+THINGS = [
+    (n, n + "s")
+    for n in ["book", "cup", "chair", "bag", "lamp", "plate", "table", "pen", "bottle", "coat", "bowl", "desk", "towel"]
 ]
-OBJECTS = ["door", "car", "window", "table", "fence", "box"]
-NOUNS = [("cat", "cats"), ("dog", "dogs"), ("book", "books"), ("bird", "birds"), ("cup", "cups"), ("tree", "trees")]
-ADJECTIVES = ["small", "old", "new", "quiet", "red", "clean"]
-THIRD = {"fix": "fixes", "wash": "washes"}
+THING_ADJECTIVES = ["small", "big", "old", "new", "heavy", "cheap", "expensive", "clean"]
+NOUNS = ANIMALS + THINGS
+NOUN_ADJECTIVES = [(n, a) for n in ANIMALS for a in ANIMAL_ADJECTIVES] + [
+    (n, a) for n in THINGS for a in THING_ADJECTIVES
+]
+# Places where each kind of noun is found ("Every cow on the farm", "Every cup in the shop").
+NOUN_PLACES = [(n, p) for n in ANIMALS for p in ["on the farm", "in the field", "in the village"]] + [
+    (n, p) for n in THINGS for p in ["in the room", "in the shop", "in the house", "in the hotel"]
+]
+STATES = ["ready", "tired", "hungry", "late", "here", "busy", "awake", "asleep", "upstairs", "outside", "sick"]
+STATES += ["at home", "at work"]
+GIFTS = ["book", "ticket", "key", "letter", "pen", "map", "photo", "card", "note", "bag", "cake", "umbrella"]
 
 
 def third_person(verb: str) -> str:
@@ -38,53 +88,89 @@ def english_features() -> list[dict]:
             "Regular past tense suffix -ed; counterfactual in the present.",
             combos(
                 "past",
-                lambda n, v, o: (f"{n} {v[1]} the {o}.", f"{n} {third_person(v[0])} the {o}.", v[1]),
+                lambda n, vo: (f"{n} {vo[0][1]} the {vo[1]}.", f"{n} {third_person(vo[0][0])} the {vo[1]}.", vo[0][1]),
                 NAMES,
-                VERBS,
-                OBJECTS,
+                ACTIONS,
             ),
         )
     )
+    dets = ["The", "My", "Our", "Her"]
     add(
         feature(
             "en",
             "morphology",
             "Plural -s",
             "Plural noun suffix -s (with plural agreement); counterfactual singular.",
-            combos("plural", lambda n, a: (f"The {n[1]} are {a}.", f"The {n[0]} is {a}.", n[1]), NOUNS, ADJECTIVES),
+            combos(
+                "plural",
+                lambda d, na: (f"{d} {na[0][1]} are {na[1]}.", f"{d} {na[0][0]} is {na[1]}.", na[0][1]),
+                dets,
+                NOUN_ADJECTIVES,
+            ),
         )
     )
     comparatives = [
-        ("tall", "taller"),
-        ("small", "smaller"),
-        ("old", "older"),
-        ("fast", "faster"),
-        ("cold", "colder"),
-        ("long", "longer"),
-        ("warm", "warmer"),
-        ("short", "shorter"),
+        (a.split()[0], a.split()[1], ts.split(","))
+        for a, ts in [
+            ("tall taller", "The tree,My brother,The boy,The plant,Her son"),
+            ("cold colder", "The river,The night,The water,The room,The wind"),
+            ("warm warmer", "The room,The water,The weather,The sea,The house"),
+            ("long longer", "The queue,The list,Her hair,The walk,The meeting"),
+            ("short shorter", "The queue,The list,Her hair,The meeting"),
+            ("fast faster", "The train,The car,My computer,The bus"),
+            ("slow slower", "The train,My computer,The bus,The queue"),
+            ("small smaller", "The class,The group,The team,The garden"),
+            ("quiet quieter", "The street,The office,The room,The park,The house"),
+            ("loud louder", "The music,The noise,The street,The party"),
+            ("clean cleaner", "The kitchen,The river,The air,The room"),
+            ("cheap cheaper", "The bread,The ticket,The rent,The coffee"),
+            ("strong stronger", "The wind,The coffee,The signal,My brother"),
+            ("bright brighter", "The room,The sky,The screen,The lamp"),
+            ("dark darker", "The sky,The room,The street,The forest"),
+            ("soft softer", "The bread,The bed,The grass,The pillow"),
+            ("fresh fresher", "The air,The bread,The fish"),
+            ("safe safer", "The road,The street,The park,The bridge"),
+        ]
     ]
-    things = ["The tree", "My brother", "The river", "This road", "The night"]
+    cmp_pairs = [(t, (base, er)) for base, er, ts in comparatives for t in ts]
+    cmp_frames = ["{t} is {a} now.", "{t} is {a} these days.", "{t} seems {a} now."]
     add(
         feature(
             "en",
             "morphology",
             "Comparative -er",
             "Comparative adjective suffix -er; counterfactual positive degree.",
-            combos("cmp", lambda t, a: (f"{t} is {a[1]} now.", f"{t} is {a[0]} now.", a[1]), things, comparatives),
+            combos(
+                "cmp",
+                lambda ta, f: (f.format(t=ta[0], a=ta[1][1]), f.format(t=ta[0], a=ta[1][0]), ta[1][1]),
+                cmp_pairs,
+                cmp_frames,
+            ),
         )
     )
+    # (simple present, -ing form): the places each activity fits
     ing = [
-        ("read", "reading"),
-        ("sing", "singing"),
-        ("cook", "cooking"),
-        ("work", "working"),
-        ("sleep", "sleeping"),
-        ("play", "playing"),
-        ("walk", "walking"),
-        ("write", "writing"),
+        (v.split()[0], v.split()[1], ps.split(","))
+        for v, ps in [
+            ("reads reading", "at home,in the garden,in the library,on the train,in bed"),
+            ("sings singing", "at home,in the garden,in the shower,on stage,in the kitchen"),
+            ("cooks cooking", "at home,in the kitchen,outside"),
+            ("works working", "at home,in the office,in the garden,outside,at the cafe"),
+            ("sleeps sleeping", "at home,upstairs,on the sofa,in the car"),
+            ("plays playing", "in the garden,outside,in the park,upstairs"),
+            ("walks walking", "in the park,outside,to school,to work"),
+            ("writes writing", "at home,in the library,in the office,at the cafe"),
+            ("paints painting", "in the garden,in the studio,outside,at home"),
+            ("swims swimming", "in the lake,in the pool,in the sea"),
+            ("dances dancing", "in the kitchen,on stage,at the party"),
+            ("draws drawing", "at home,in the garden,in the library"),
+            ("rests resting", "at home,on the sofa,upstairs"),
+            ("waits waiting", "outside,at the station,in the car"),
+            ("runs running", "in the park,outside,to school"),
+            ("trains training", "at the gym,in the park,outside"),
+        ]
     ]
-    places = ["at home", "in the garden", "in the kitchen", "outside"]
+    ing_pairs = [(v3, vi, p) for v3, vi, ps in ing for p in ps]
     add(
         feature(
             "en",
@@ -92,30 +178,74 @@ def english_features() -> list[dict]:
             "Progressive -ing",
             "Present progressive be + V-ing; counterfactual simple present.",
             combos(
-                "ing", lambda n, v, p: (f"{n} is {v[1]} {p}.", f"{n} {v[0]}s {p}.", f"is {v[1]}"), NAMES, ing, places
+                "ing", lambda n, v: (f"{n} is {v[1]} {v[2]}.", f"{n} {v[0]} {v[2]}.", f"is {v[1]}"), NAMES, ing_pairs
             ),
         )
     )
-    un = ["happy", "kind", "clear", "fair", "safe", "usual", "lucky", "tidy"]
-    subjects = ["The answer", "Her story", "The room", "This plan", "The result", "His reply"]
+    un = [
+        (a, s)
+        for a, ss in [
+            ("happy", "The child,Her sister,The customer,My neighbour,The team"),
+            ("kind", "His reply,Her comment,The remark,The teacher"),
+            ("clear", "The answer,Her story,The plan,The message,The rule,The sign"),
+            ("fair", "The rule,The test,The decision,The price,The game"),
+            ("safe", "The road,The bridge,The building,The area,The ladder"),
+            ("usual", "The result,The weather,The request,His reply,The taste,The sound"),
+            ("lucky", "The team,The player,My neighbour"),
+            ("tidy", "The room,The kitchen,The desk,The garden"),
+            ("friendly", "The dog,The waiter,The neighbour,His reply"),
+            ("popular", "The decision,The plan,The rule,The film,The teacher"),
+            ("known", "The singer,The writer,The cause,The reason"),
+            ("healthy", "The food,The diet,The snack"),
+            ("comfortable", "The chair,The bed,The seat,The silence"),
+            ("expected", "The result,The visit,The call,The news"),
+            ("pleasant", "The smell,The trip,The meeting,The weather"),
+            ("helpful", "The clerk,The reply,The advice,The guide"),
+            ("certain", "The future,The outcome,The result"),
+            ("reliable", "The bus,The car,The witness,The printer"),
+        ]
+        for s in ss.split(",")
+    ]
     add(
         feature(
             "en",
             "morphology",
             "Negative prefix un-",
             "Derivational prefix un- on adjectives; counterfactual the base.",
-            combos("un", lambda s, a: (f"{s} was un{a}.", f"{s} was {a}.", f"un{a}"), subjects, un),
+            combos(
+                "un",
+                lambda a, v: (f"{a[1]} {v} un{a[0]}.", f"{a[1]} {v} {a[0]}.", f"un{a[0]}"),
+                un,
+                ["was", "is", "seemed"],
+            ),
         )
     )
-    ly = ["quick", "slow", "quiet", "careful", "loud", "soft", "calm", "brave"]
-    verbs_ly = ["answered", "spoke", "walked", "worked"]
+    # past verb: the -ly adverbs (from adjectives) that fit it
+    ly = [
+        (v, a)
+        for v, adjs in [
+            ("answered", "quick slow quiet calm polite honest brief soft careful loud firm kind"),
+            ("spoke", "quiet soft loud slow calm clear polite kind firm honest brief"),
+            ("walked", "quick slow quiet careful calm soft"),
+            ("worked", "quick slow quiet careful"),
+            ("drove", "slow careful quick safe"),
+            ("smiled", "soft warm polite kind bright"),
+            ("laughed", "loud quiet soft nervous"),
+            ("waited", "quiet calm patient nervous"),
+            ("listened", "quiet careful polite patient"),
+            ("sang", "soft loud quiet sweet beautiful"),
+            ("nodded", "slow polite quick calm"),
+            ("left", "quick quiet"),
+        ]
+        for a in adjs.split()
+    ]
     add(
         feature(
             "en",
             "morphology",
             "Adverb suffix -ly",
             "Manner adverb formed with -ly; counterfactual without it.",
-            combos("ly", lambda n, a, v: (f"{n} {v} {a}ly.", f"{n} {v}.", f"{a}ly"), NAMES, ly, verbs_ly),
+            combos("ly", lambda n, va: (f"{n} {va[0]} {va[1]}ly.", f"{n} {va[0]}.", f"{va[1]}ly"), NAMES, ly),
         )
     )
     # syntax
@@ -127,21 +257,29 @@ def english_features() -> list[dict]:
             "Passive: be + past participle + by-phrase, the patient as subject; counterfactual the active clause.",
             combos(
                 "passive",
-                lambda n, v, o: (f"The {o} was {v[1]} by {n}.", f"{n} {v[1]} the {o}.", f"was {v[1]} by"),
+                lambda n, vo: (
+                    f"The {vo[1]} was {vo[0][1]} by {n}.",
+                    f"{n} {vo[0][1]} the {vo[1]}.",
+                    f"was {vo[0][1]} by",
+                ),
                 NAMES,
-                VERBS,
-                OBJECTS,
+                ACTIONS,
             ),
         )
     )
-    states = ["ready", "tired", "at home", "hungry", "late", "here"]
     add(
         feature(
             "en",
             "syntax",
             "Subject-auxiliary inversion",
             "Yes/no question with the auxiliary before the subject; counterfactual the declarative.",
-            combos("inv", lambda n, s: (f"Is {n} {s}?", f"{n} is {s}.", f"Is {n}"), NAMES, states),
+            combos(
+                "inv",
+                lambda n, s, aux: (f"{aux} {n} {s}?", f"{n} {aux.lower()} {s}.", f"{aux} {n}"),
+                NAMES,
+                STATES,
+                ["Is", "Was"],
+            ),
         )
     )
     add(
@@ -152,11 +290,14 @@ def english_features() -> list[dict]:
             "A noun modified by a that-relative clause; counterfactual without it.",
             combos(
                 "rel",
-                lambda n, v, o, a: (f"The {o} that {n} {v[1]} was {a}.", f"The {o} was {a}.", f"that {n} {v[1]}"),
+                lambda n, vo, p: (
+                    f"The {vo[1]} that {n} {vo[0][1]} {p}.",
+                    f"The {vo[1]} {p}.",
+                    f"that {n} {vo[0][1]}",
+                ),
                 NAMES,
-                VERBS[:4],
-                OBJECTS,
-                ADJECTIVES[:3],
+                [vo for vo in ACTIONS if vo[0][0] in RESULT_VERBS],
+                ["looks great", "looks good", "is perfect"],
             ),
         )
     )
@@ -168,24 +309,37 @@ def english_features() -> list[dict]:
             "It-cleft focusing the subject; counterfactual the plain clause.",
             combos(
                 "cleft",
-                lambda n, v, o: (f"It was {n} who {v[1]} the {o}.", f"{n} {v[1]} the {o}.", f"It was {n} who"),
+                lambda n, vo: (
+                    f"It was {n} who {vo[0][1]} the {vo[1]}.",
+                    f"{n} {vo[0][1]} the {vo[1]}.",
+                    f"It was {n} who",
+                ),
                 NAMES,
-                VERBS,
-                OBJECTS,
+                ACTIONS,
             ),
         )
     )
-    where = ["on the table", "in the garden", "near the door", "under the bed"]
+    small_things = ["cup", "pen", "key", "book", "phone", "letter", "coin", "map", "note", "ticket", "ring"]
+    small_things += ["spoon", "wallet"]
+    indoors = ["on the table", "on the shelf", "on the desk", "under the bed", "near the door", "on the floor"]
+    indoors += ["by the window"]
+    animals = ["cat", "dog", "fox", "rabbit", "frog", "hedgehog", "duck", "bird"]
+    outdoors = ["in the garden", "near the house", "behind the shed", "on the path", "in the yard", "by the pond"]
+    there = [(n, w) for n in small_things for w in indoors] + [(n, w) for n in animals for w in outdoors]
     add(
         feature(
             "en",
             "syntax",
             "Existential there",
             "Existential there-construction; counterfactual locative clause.",
-            combos("there", lambda n, w: (f"There is a {n[0]} {w}.", f"A {n[0]} is {w}.", "There is"), NOUNS, where),
+            combos(
+                "there",
+                lambda nw, be: (f"There {be} a {nw[0]} {nw[1]}.", f"A {nw[0]} {be} {nw[1]}.", f"There {be}"),
+                there,
+                ["is", "was"],
+            ),
         )
     )
-    gifts = ["book", "ticket", "key", "letter", "pen", "map"]
     add(
         feature(
             "en",
@@ -197,14 +351,25 @@ def english_features() -> list[dict]:
                 lambda n, m, g, v: (f"{n} {v} {m} the {g}.", f"{n} {v} the {g} to {m}.", f"{m} the {g}"),
                 NAMES,
                 OTHERS,
-                gifts,
-                ["gave", "sent", "showed"],
+                GIFTS,
+                ["gave", "sent", "showed", "handed", "brought"],
             ),
         )
     )
     # semantics
-    likes = [("like", "likes"), ("want", "wants"), ("need", "needs"), ("remember", "remembers")]
-    topics = ["film", "book", "song", "plan", "city", "game"]
+    # (base, third person): the objects each one fits
+    likes = [
+        (v, t)
+        for vs, ts in [
+            ("like likes,love loves,enjoy enjoys,remember remembers,hate hates", "film book song game show story trip"),
+            ("understand understands", "plan question rule joke story email film"),
+            ("know knows", "answer way rule song story address"),
+            ("want wants,need needs", "car key job money ticket map room bike"),
+            ("trust trusts", "plan map doctor news driver report"),
+        ]
+        for v in [tuple(x.split()) for x in vs.split(",")]
+        for t in ts.split()
+    ]
     add(
         feature(
             "en",
@@ -213,10 +378,9 @@ def english_features() -> list[dict]:
             "Sentential negation with do-support; counterfactual affirmative.",
             combos(
                 "neg",
-                lambda n, v, t: (f"{n} does not {v[0]} the {t}.", f"{n} {v[1]} the {t}.", "does not"),
+                lambda n, vt: (f"{n} does not {vt[0][0]} the {vt[1]}.", f"{n} {vt[0][1]} the {vt[1]}.", "does not"),
                 NAMES,
                 likes,
-                topics,
             ),
         )
     )
@@ -228,14 +392,17 @@ def english_features() -> list[dict]:
             "Epistemic possibility; counterfactual with will.",
             combos(
                 "might",
-                lambda n, v, o: (f"{n} might {v[0]} the {o} today.", f"{n} will {v[0]} the {o} today.", "might"),
+                lambda n, vo, w: (
+                    f"{n} might {vo[0][0]} the {vo[1]} {w}.",
+                    f"{n} will {vo[0][0]} the {vo[1]} {w}.",
+                    "might",
+                ),
                 NAMES,
-                VERBS,
-                OBJECTS,
+                ACTIONS,
+                ["today", "tomorrow", "later"],
             ),
         )
     )
-    rooms = ["room", "shop", "garden", "village"]
     add(
         feature(
             "en",
@@ -244,10 +411,8 @@ def english_features() -> list[dict]:
             "Universal quantification; counterfactual with one.",
             combos(
                 "every",
-                lambda n, r, a: (f"Every {n[0]} in the {r} is {a}.", f"One {n[0]} in the {r} is {a}.", "Every"),
-                NOUNS,
-                rooms,
-                ADJECTIVES,
+                lambda npa: (f"Every {npa[0]} {npa[1]} is {npa[2]}.", f"One {npa[0]} {npa[1]} is {npa[2]}.", "Every"),
+                [(n[0], p, a) for n, p in NOUN_PLACES for m, a in NOUN_ADJECTIVES if m == n],
             ),
         )
     )
@@ -261,8 +426,8 @@ def english_features() -> list[dict]:
                 "if",
                 lambda n, s, m: (f"If {n} is {s}, we will {m}.", f"Since {n} is {s}, we will {m}.", "If"),
                 NAMES,
-                states,
-                ["leave", "wait", "start"],
+                STATES,
+                ["let you know", "call you", "tell you", "text you"],
             ),
         )
     )
@@ -272,7 +437,13 @@ def english_features() -> list[dict]:
             "semantics",
             "Intensifier very",
             "Degree intensifier; counterfactual the bare adjective.",
-            combos("very", lambda n, a: (f"The {n[0]} is very {a}.", f"The {n[0]} is {a}.", "very"), NOUNS, ADJECTIVES),
+            combos(
+                "very",
+                lambda d, na, be: (f"{d} {na[0][0]} {be} very {na[1]}.", f"{d} {na[0][0]} {be} {na[1]}.", "very"),
+                ["The", "My"],
+                NOUN_ADJECTIVES,
+                ["is", "was"],
+            ),
         )
     )
     add(
@@ -283,11 +454,14 @@ def english_features() -> list[dict]:
             "Causation with make + bare infinitive; counterfactual perception.",
             combos(
                 "make",
-                lambda n, m, v, o: (f"{n} made {m} {v[0]} the {o}.", f"{n} watched {m} {v[0]} the {o}.", "made"),
+                lambda n, m, vo: (
+                    f"{n} made {m} {vo[0][0]} the {vo[1]}.",
+                    f"{n} watched {m} {vo[0][0]} the {vo[1]}.",
+                    "made",
+                ),
                 NAMES,
                 OTHERS,
-                VERBS[:4],
-                OBJECTS[:3],
+                ACTIONS,
             ),
         )
     )
@@ -300,14 +474,32 @@ def english_features() -> list[dict]:
             "Conventionally polite request; counterfactual a bare imperative.",
             combos(
                 "please",
-                lambda v, o: (f"Could you please {v[0]} the {o}?", f"{v[0].capitalize()} the {o}.", "Could you please"),
-                VERBS,
-                OBJECTS,
+                lambda vo, w: (
+                    f"Could you please {vo[0][0]} the {vo[1]}{w}?",
+                    f"{vo[0][0].capitalize()} the {vo[1]}{w}.",
+                    "Could you please",
+                ),
+                ACTIONS,
+                ["", " today", " for me"],
             ),
         )
     )
-    devices = ["bus", "train", "printer", "heater", "phone", "lift", "computer", "radio"]
-    events = ["is broken again", "stopped working again", "is late again"]
+    # what went wrong again, by kind of thing
+    mishaps = [
+        (d, e)
+        for ds, es in [
+            ("bus,train,plane,tram,ferry", "is late again,is delayed again,was cancelled again,is full again"),
+            ("taxi,delivery,plumber", "is late again"),
+            ("bus,train,car,van", "broke down again"),
+            (
+                "printer,heater,phone,lift,computer,radio,fridge,laptop,dishwasher",
+                "is broken again,stopped working again",
+            ),
+            ("computer,laptop,phone,website", "crashed again"),
+        ]
+        for d in ds.split(",")
+        for e in es.split(",")
+    ]
     add(
         feature(
             "en",
@@ -315,11 +507,14 @@ def english_features() -> list[dict]:
             "Irony",
             "Ironic praise of a bad event; counterfactual a literal complaint.",
             combos(
-                "irony", lambda d, e: (f"Oh great, the {d} {e}.", f"Oh no, the {d} {e}.", "Oh great"), devices, events
+                "irony",
+                lambda p, de: (f"Oh {p}, the {de[0]} {de[1]}.", f"Oh no, the {de[0]} {de[1]}.", f"Oh {p}"),
+                ["great", "wonderful", "perfect", "lovely"],
+                mishaps,
             ),
         )
     )
-    hedges = ["I think", "Maybe", "It seems that"]
+    hedges = ["I think", "Maybe", "Perhaps", "I guess", "It seems that", "I suppose", "I believe"]
     add(
         feature(
             "en",
@@ -328,14 +523,14 @@ def english_features() -> list[dict]:
             "A hedge softening a claim; counterfactual the bare assertion.",
             combos(
                 "hedge",
-                lambda h, n, a: (f"{h} the {n[0]} is {a}.", f"The {n[0]} is {a}.", h),
+                lambda h, na: (f"{h} the {na[0][0]} is {na[1]}.", f"The {na[0][0]} is {na[1]}.", h),
                 hedges,
-                NOUNS,
-                ADJECTIVES,
+                NOUN_ADJECTIVES,
             ),
         )
     )
-    greetings = ["Hello", "Hi", "Good morning"]
+    ready = ["tea", "coffee", "room", "car", "table", "cake", "report", "soup", "bath", "food"]
+    greet_rests = [f"the {o} is ready." for o in ready] + ["how are you?", "nice to see you.", "come in."]
     add(
         feature(
             "en",
@@ -344,10 +539,10 @@ def english_features() -> list[dict]:
             "A greeting opening the utterance; counterfactual a bare vocative.",
             combos(
                 "greet",
-                lambda g, n, o: (f"{g} {n}, the {o} is ready.", f"{n}, the {o} is ready.", g),
-                greetings,
+                lambda g, n, r: (f"{g} {n}, {r}", f"{n}, {r}", g),
+                ["Hello", "Hi", "Hey", "Good morning", "Good afternoon", "Good evening"],
                 NAMES,
-                OBJECTS,
+                greet_rests,
             ),
         )
     )
@@ -358,7 +553,14 @@ def english_features() -> list[dict]:
             "Apology",
             "An apology marker; counterfactual a neutral discourse marker.",
             combos(
-                "sorry", lambda v, o: (f"Sorry, I {v[1]} the {o}.", f"Look, I {v[1]} the {o}.", "Sorry"), VERBS, OBJECTS
+                "sorry",
+                lambda vo, f: (
+                    "Sorry, " + f.format(b=vo[0][0], p=vo[0][1], o=vo[1]),
+                    "Look, " + f.format(b=vo[0][0], p=vo[0][1], o=vo[1]),
+                    "Sorry",
+                ),
+                ACTIONS,
+                ["I {p} the {o}.", "I already {p} the {o}.", "I haven't {p} the {o} yet."],
             ),
         )
     )
@@ -371,7 +573,7 @@ def english_features() -> list[dict]:
             combos(
                 "thanks",
                 lambda g, n: (f"Thank you for the {g}, {n}.", f"Here is the {g}, {n}.", "Thank you"),
-                gifts,
+                GIFTS,
                 NAMES,
             ),
         )
