@@ -7,8 +7,10 @@ EleutherAI's sae-auto-interp and Bills et al. (2023): a held-out balanced set of
 contexts the explainer did not see, from the top and from lower quantiles, and as many corpus
 windows where the latent is silent) is judged one snippet at a time ("does this text contain
 what the explanation describes? Yes/No"), reading P(Yes) from the server's log-probabilities.
-The score is the AUC of P(Yes) between firing and silent snippets (0.5 is chance; immune to the
-judge's bias towards "Yes"), with balanced accuracy at P(Yes) > 0.5 beside it. The control
+The silent windows are in the same language as the firing snippets, one for one (English or
+Chinese), so the language alone tells nothing. The score is the AUC of P(Yes) between firing
+and silent snippets (0.5 is chance; immune to the judge's bias towards "Yes"), with balanced
+accuracy at P(Yes) > 0.5 beside it. The control
 judges the same snippets with another latent's explanation (shuffled): a good one beats it.
 
 An earlier protocol listed eight snippets in one prompt and asked for the numbers of the
@@ -208,26 +210,55 @@ def detection(assistant, explanation: str, texts: list[str], labels: list[bool])
     }
 
 
-def silent_windows(tokens: dict, codes, latent: int, count: int, rng, avoid: set[str] = frozenset()) -> list[str]:
+def script(text: str) -> str:
+    """'cjk' when at least half of the text's letters are CJK characters, else 'other': the
+    corpus's two languages, told apart without a model."""
+    letters = [ch for ch in text if ch.isalpha()]
+    cjk = sum("\u2e80" <= ch <= "\u9fff" for ch in letters)
+    return "cjk" if letters and 2 * cjk >= len(letters) else "other"
+
+
+def silent_windows(
+    tokens: dict, codes, latent: int, count: int, rng, avoid: set[str] = frozenset(), scripts: list[str] | None = None
+) -> list[str]:
     """Corpus windows shaped like the firing contexts (12 tokens before a random token, 4 after, in
     one document) where the latent never fires. `codes(rows)` returns the SAE's activations
-    [rows, d_sae] for token rows of the run."""
+    [rows, d_sae] for token rows of the run. With `scripts`, as many windows of each script as
+    it lists (fewer where the corpus has none), so the silent snippets are in the firing ones'
+    languages: otherwise a latent that fires on Chinese text is "detected" by any explanation
+    that quotes Chinese."""
     from apps.lingualens.latent_stats import CONTEXT_AFTER, CONTEXT_BEFORE
 
+    wanted = Counter(scripts) if scripts is not None else None
     doc = np.asarray(tokens["doc"])
     found = []
-    for row in rng.integers(0, len(doc), size=count * 20):
+    for row in rng.integers(0, len(doc), size=count * 40):
         rows = np.arange(max(0, row - CONTEXT_BEFORE), min(len(doc), row + CONTEXT_AFTER + 1))
         rows = rows[doc[rows] == doc[row]]
+        text = "".join(tokens["tokens"][r] for r in rows).replace("\n", " ").strip()
+        if not text or text in avoid or wanted is not None and wanted[script(text)] == 0:
+            continue
         if codes(rows)[:, latent].max() > 0:
             continue
-        text = "".join(tokens["tokens"][r] for r in rows).replace("\n", " ").strip()
-        if text and text not in avoid:
-            avoid = avoid | {text}
-            found.append(text)
+        avoid = avoid | {text}
+        found.append(text)
+        if wanted is not None:
+            wanted[script(text)] -= 1
         if len(found) == count:
             break
     return found
+
+
+def balanced(firing: list[str], silent: list[str]) -> tuple[list[str], list[str]]:
+    """As many firing as silent snippets of each script (the firing ones strongest first)."""
+    kept_firing, kept_silent = [], []
+    for name in dict.fromkeys(map(script, firing)):
+        mine = [text for text in firing if script(text) == name]
+        theirs = [text for text in silent if script(text) == name]
+        n = min(len(mine), len(theirs))
+        kept_firing += mine[:n]
+        kept_silent += theirs[:n]
+    return kept_firing, kept_silent
 
 
 def default_latents(sae: SAE, limit: int) -> list[int]:
@@ -270,8 +301,9 @@ def explain_latents(
     scores, controls = [], []
     for number, latent in enumerate(todo, 1):
         firing = [snippet(c, False) for c in held_out_firing(latent)]
-        silent = silent_windows(tokens, codes, latent.index, len(firing), rng, set(firing))
-        firing = firing[: len(silent)]  # balanced: as many silent snippets as firing ones
+        scripts = [script(text) for text in firing]
+        silent = silent_windows(tokens, codes, latent.index, len(firing), rng, set(firing), scripts)
+        firing, silent = balanced(firing, silent)
         texts = firing + silent
         labels = [True] * len(firing) + [False] * len(silent)
         detail = {"firing": len(firing), "silent": len(silent), "judged": True, "labels": labels}

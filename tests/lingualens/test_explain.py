@@ -115,6 +115,25 @@ def test_silent_windows_are_silent_and_shaped_like_contexts():
         assert len(rows) <= 17
 
 
+def test_silent_windows_match_the_firing_snippets_languages():
+    n = 400  # documents of 50 tokens, English and Chinese in turn; the latent never fires
+    tokens = {
+        "tokens": [f" w{i}" if (i // 50) % 2 == 0 else "字" for i in range(n)],
+        "doc": [i // 50 for i in range(n)],
+    }
+    silent = np.zeros((n, 4), np.float32)
+    rng = np.random.default_rng(0)
+    found = explain.silent_windows(tokens, lambda rows: silent[rows], 2, 3, rng, scripts=["cjk", "cjk", "other"])
+    assert sorted(map(explain.script, found)) == ["cjk", "cjk", "other"]
+    # Only English silence in the corpus: Chinese firing snippets lose their partners, not the balance.
+    firing = ["他被老师表扬了", "我们去看看吧", "The door was painted", "A cat sat"]
+    kept_firing, kept_silent = explain.balanced(firing, ["the sun", "a dog ran", "so it goes"])
+    assert kept_firing == ["The door was painted", "A cat sat"]
+    assert kept_silent == ["the sun", "a dog ran"]
+    assert explain.script("The 把 construction") == "other"
+    assert explain.script("把书放好 put") == "cjk"
+
+
 class KeywordJudge:
     """A stand-in for the assistant: explains a latent by its marked token and says Yes to a
     snippet with P(Yes) 0.9 when it contains the explanation's quoted word (0.3 otherwise)."""
