@@ -207,8 +207,11 @@ def train_sae(sae: SAE, backend, progress: Callable[[float, str], None]) -> SAE:
 
     def on_progress(current: sae_lib.TrainState) -> None:
         sae_lib.save_checkpoint(current, checkpoint)
+        # The loss curve goes with each checkpoint, so the SAE page draws it while training runs.
         SAE.objects.filter(pk=sae.pk).update(
-            steps_done=current.step, train_seconds=spent_before + time.monotonic() - started
+            steps_done=current.step,
+            train_seconds=spent_before + time.monotonic() - started,
+            loss_curve=_curve(current.losses),
         )
         recent = np.mean(current.losses[-25:])
         progress(current.step / cfg.steps, f"SAE step {current.step}/{cfg.steps}, normalized MSE {recent:.3f}")

@@ -187,7 +187,7 @@ def test_a_cancelled_link_keeps_its_checkpoint(researcher, lens_dir, gemma, monk
     monkeypatch.setattr(default_set, "CORPUS_NAME", "tiny default set")
     monkeypatch.setattr(default_set, "corpus_head", lambda: services.ensure_default_corpus().texts[:10])
     job, _ = default_set.ensure_default_set()
-    calls = []
+    calls, curves = [], []
 
     def stop_in_training(j):
         from apps.jobs import services as job_services
@@ -197,6 +197,8 @@ def test_a_cancelled_link_keeps_its_checkpoint(researcher, lens_dir, gemma, monk
         def report(job, fraction, message=""):
             real(job, fraction, message)
             calls.append(message)
+            if message.startswith("SAE step 25/"):  # the SAE page draws the loss while training runs
+                curves.append(SAE.objects.get(pk=j.params["sae_ids"][0]).loss_curve)
             if message.startswith("SAE step 50"):
                 raise JobCancelled
 
@@ -210,4 +212,5 @@ def test_a_cancelled_link_keeps_its_checkpoint(researcher, lens_dir, gemma, monk
     first = SAE.objects.get(run=run, layer=2)
     assert first.status == RunStatus.PARTIAL
     assert first.steps_done == 50
+    assert [point[0] for point in curves[0]] == list(range(1, 26))
     assert (services.sae_dir(first) / "checkpoint.pt").exists()
