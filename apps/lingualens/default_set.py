@@ -249,6 +249,8 @@ def status() -> dict | None:
         "collect_measured": _collect_measured(run),
         "train_measured": _train_measured(saes),
         "stopped": job.is_finished,
+        # The job's message without its own " · about N min left": the notice states the wait once.
+        "step": job.progress_message.split(" · about ")[0],
     }
 
 
