@@ -108,3 +108,20 @@ def test_training_loss_chart_labels_do_not_overlap(client_for, researcher, store
     assert all(re.fullmatch(r"\d+(\.\d+)?", text) for _y, text in labels), labels
     gaps = [b[0] - a[0] for a, b in zip(labels, labels[1:], strict=False)]
     assert min(gaps) >= 11, labels  # 10px labels need at least their height between them
+
+
+def test_charts_speak_the_pages_language(client_for, researcher, stored_sae):  # noqa: F811
+    client = client_for(researcher)
+    stored_sae.loss_curve = []
+    stored_sae.save()
+    loss = f"/lingualens/saes/{stored_sae.slug}/loss.svg"
+    assert "No training steps yet." in client.get(loss).content.decode()
+    assert "尚无训练步。" in client.get(loss, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    stored_sae.loss_curve = [[step, 1 / step] for step in range(1, 50)]
+    stored_sae.save()
+    drawn = client.get(loss, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "归一化均方误差" in drawn
+    assert "normalized MSE" not in drawn
+    overview = client.get("/lingualens/overview.svg", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "英语" in overview
+    assert "最佳 FRC（实线），其 FIC（虚线）" in overview
