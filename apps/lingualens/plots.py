@@ -3,6 +3,7 @@ shown with <img>, so text from the database inside them can never run as script.
 in the request's language (the views run under LocaleMiddleware)."""
 
 import io
+import logging
 
 import matplotlib
 
@@ -16,6 +17,10 @@ from apps.lingualens.models import Dimension  # noqa: E402
 
 # Text stays text in the SVG (not paths), so the browser draws Chinese feature names with its fonts.
 matplotlib.rcParams["svg.fonttype"] = "none"
+# Chinese is measured with a CJK font where one is installed (make up/make test install Noto CJK):
+# DejaVu has no CJK glyphs, so titles were sized wrongly and every chart logged "Glyph missing".
+matplotlib.rcParams["font.family"] = ["DejaVu Sans", "Noto Sans CJK SC", "sans-serif"]
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # no CJK font: DejaVu alone, quietly
 ACCENT = "#3657d6"
 COLORS = {"morphology": "#3657d6", "syntax": "#d6365f", "semantics": "#2a9d6b", "pragmatics": "#d68b36"}
 
