@@ -263,3 +263,31 @@ def test_one_real_detection_call(assistant_server):
     misses = explain.judge(assistant, explanation, "The train to Berlin leaves at nine from platform four.")
     assert 0 <= misses < fits <= 1
     assert fits > 0.5
+
+
+class Scripted:
+    """Answers explanation requests from a list, in turn, and records the messages."""
+
+    def __init__(self, *answers):
+        self.answers, self.asked = list(answers), []
+
+    def chat_result(self, messages, params, top_logprobs=0):
+        from apps.inference.backends.openai_backend import ChatResult
+
+        self.asked.append(messages)
+        return ChatResult(text=self.answers.pop(0), finish_reason="stop")
+
+
+def test_an_explanation_that_quotes_no_marked_token_is_asked_again():
+    # The 1.5B assistant copied the prompt's example for a latent marked on "呢" eight times.
+    ctxs = [context(["这本书", "呢", "？"], [0.0, 3.0 - i / 10, 0.0]) for i in range(6)]
+    latent = Latent(index=1, top_contexts=ctxs, quantile_examples=[])
+    system = explain.explanation_messages(latent)[0]["content"]
+    assert "because" not in system  # no concrete answer to copy
+    assistant = Scripted('the word "because" introducing a reason', 'the word "呢" ending a question')
+    assert explain.explain_one(assistant, latent) == 'the word "呢" ending a question'
+    assert len(assistant.asked) == 2
+    assert '"呢"' in assistant.asked[1][-1]["content"]
+    # Asked once only when the first line is fine; the first line stays when the second is no better.
+    assert explain.explain_one(Scripted('the particle "呢" in questions'), latent) == 'the particle "呢" in questions'
+    assert explain.explain_one(Scripted('the word "so"', 'the word "then"'), latent) == 'the word "so"'
