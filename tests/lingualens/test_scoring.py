@@ -178,4 +178,4 @@ def test_cross_lingual_view_counts_features_sharing_top_latents(client_for, rese
     assert "1 / 1" in page
     svg = client_for(researcher).get("/lingualens/cross-lingual.svg")
     assert svg["Content-Type"] == "image/svg+xml"
-    assert b"syntax (en)" in svg.content
+    assert b"Syntax (en)" in svg.content
