@@ -207,13 +207,13 @@ def is_finished(sae: SAE) -> bool:
     return sae.status == RunStatus.COMPLETE and sae.scored and is_explained(sae)
 
 
-def _seconds_until_next_ready(plan: list[Stage], saes: list[SAE]) -> float | None:
-    """Seconds until the next SAE is finished (its stages and all before them), None when every
-    SAE is."""
+def _next_ready(plan: list[Stage], saes: list[SAE]) -> tuple[int | None, float | None]:
+    """The layer of the next SAE to be finished and the seconds until it is (its stages and all
+    before them); (None, None) when every SAE is."""
     for number, sae in enumerate(saes):
         if not is_finished(sae):
-            return sum(stage.left for stage in plan[: 1 + STAGES_PER_SAE * (number + 1)])
-    return None
+            return sae.layer, sum(stage.left for stage in plan[: 1 + STAGES_PER_SAE * (number + 1)])
+    return None, None
 
 
 def set_objects(job: Job) -> tuple[ActivationRun, list[SAE]]:
@@ -233,13 +233,13 @@ def status() -> dict | None:
         return None
     plan = stages(run, saes)
     seconds_left = sum(stage.left for stage in plan)
-    next_ready = _seconds_until_next_ready(plan, saes)
+    next_layer, next_seconds = _next_ready(plan, saes)
     return {
         "job": job,
         "layers": [sae.layer for sae in saes],
         "ready": [sae for sae in saes if is_finished(sae)],
-        "next_layer": next((sae.layer for sae in saes if not is_finished(sae)), None),
-        "next_minutes": max(1, round(next_ready / 60)) if next_ready is not None else None,
+        "next_layer": next_layer,
+        "next_minutes": max(1, round(next_seconds / 60)) if next_seconds is not None else None,
         "width": WIDTH,
         "tokens": f"{CORPUS_TOKENS:,}",
         "seconds_left": seconds_left,
@@ -249,8 +249,8 @@ def status() -> dict | None:
         "collect_measured": _collect_measured(run),
         "train_measured": _train_measured(saes),
         "stopped": job.is_finished,
-        # The job's message without its own " · about N min left": the notice states the wait once.
-        "step": job.progress_message.split(" · about ")[0],
+        # The job's message without the wait _reporter adds: the notice states the wait once.
+        "step": job.progress_message.split(WAIT_MARK)[0],
     }
 
 
@@ -267,6 +267,9 @@ class ContinueLater(Exception):  # noqa: N818  (a signal, not an error)
     state on the way out (shards, checkpoint, scores per feature, explanations per latent)."""
 
 
+WAIT_MARK = " · about "  # between a stage's progress message and the wait left (status() cuts it off)
+
+
 def _reporter(job: Job, plan: list[Stage], index: int, started: float, stoppable=None):
     """Progress of stage `index` mapped onto the whole chain, weighted by estimated durations.
     Past LINK_SECONDS it raises ContinueLater, where `stoppable(message)` allows (a stage's
@@ -279,7 +282,8 @@ def _reporter(job: Job, plan: list[Stage], index: int, started: float, stoppable
     def report(fraction: float, message: str) -> None:
         left = sum(stage.left for stage in plan[index + 1 :]) + plan[index].seconds * (1 - fraction)
         minutes = max(1, round(left / 60))
-        report_progress(job, (before + plan[index].seconds * fraction) / total, f"{message} · about {minutes} min left")
+        done = (before + plan[index].seconds * fraction) / total
+        report_progress(job, done, f"{message}{WAIT_MARK}{minutes} min left")
         if time.monotonic() - started > LINK_SECONDS and (stoppable is None or stoppable(message)):
             raise ContinueLater
 

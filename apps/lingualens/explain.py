@@ -122,30 +122,31 @@ def explanation_messages(latent: Latent) -> list[dict]:
     ]
 
 
-def quotes_a_marked_token(explanation: str, latent: Latent) -> bool:
-    """Whether the explanation names one of the tokens marked most often (or there are none)."""
-    marked = [token for token, _n in frequent_marked(shown_contexts(latent))]
-    return not marked or any(token.lower() in explanation.lower() for token in marked)
+def quotes_any(explanation: str, tokens: list[str]) -> bool:
+    """Whether the explanation names one of `tokens` (or there are none to name)."""
+    return not tokens or any(token.lower() in explanation.lower() for token in tokens)
 
 
 def explain_one(assistant, latent: Latent) -> str:
     """The assistant's one-line explanation; asked once more, with the marked tokens named, when
-    the first line quotes none of them (a copied or invented word would describe nothing here)."""
+    the first line quotes none of the tokens marked most often (a copied or invented word would
+    describe nothing here)."""
     from apps.inference.backends.base import GenerationParams
 
     params = GenerationParams(temperature=0, max_tokens=40)
     messages = explanation_messages(latent)
+    marked = [token for token, _n in frequent_marked(shown_contexts(latent))]
     first = clean_explanation(assistant.chat_result(messages, params).text)
-    if quotes_a_marked_token(first, latent):
+    if quotes_any(first, marked):
         return first or NO_EXPLANATION
-    marked = ", ".join(f'"{token}"' for token, _n in frequent_marked(shown_contexts(latent)))
+    named = ", ".join(f'"{token}"' for token in marked)
     retry = [
         *messages,
         {"role": "assistant", "content": first},
-        {"role": "user", "content": f"That quotes none of the marked tokens ({marked}). One line again:"},
+        {"role": "user", "content": f"That quotes none of the marked tokens ({named}). One line again:"},
     ]
     second = clean_explanation(assistant.chat_result(retry, params).text)
-    return (second if quotes_a_marked_token(second, latent) else first) or NO_EXPLANATION
+    return (second if quotes_any(second, marked) else first) or NO_EXPLANATION
 
 
 def clean_explanation(text: str) -> str:
@@ -263,14 +264,15 @@ def silent_windows(
         rows = np.arange(max(0, row - CONTEXT_BEFORE), min(len(doc), row + CONTEXT_AFTER + 1))
         rows = rows[doc[rows] == doc[row]]
         text = "".join(tokens["tokens"][r] for r in rows).replace("\n", " ").strip()
-        if not text or text in avoid or wanted is not None and wanted[script(text)] == 0:
+        kind = script(text)
+        if not text or text in avoid or wanted is not None and wanted[kind] == 0:
             continue
         if codes(rows)[:, latent].max() > 0:
             continue
         avoid = avoid | {text}
         found.append(text)
         if wanted is not None:
-            wanted[script(text)] -= 1
+            wanted[kind] -= 1
         if len(found) == count:
             break
     return found
@@ -279,9 +281,10 @@ def silent_windows(
 def balanced(firing: list[str], silent: list[str]) -> tuple[list[str], list[str]]:
     """As many firing as silent snippets of each script (the firing ones strongest first)."""
     kept_firing, kept_silent = [], []
-    for name in dict.fromkeys(map(script, firing)):
-        mine = [text for text in firing if script(text) == name]
-        theirs = [text for text in silent if script(text) == name]
+    firing_scripts, silent_scripts = list(map(script, firing)), list(map(script, silent))
+    for name in dict.fromkeys(firing_scripts):
+        mine = [text for text, kind in zip(firing, firing_scripts, strict=True) if kind == name]
+        theirs = [text for text, kind in zip(silent, silent_scripts, strict=True) if kind == name]
         n = min(len(mine), len(theirs))
         kept_firing += mine[:n]
         kept_silent += theirs[:n]
