@@ -11,6 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 from django.conf import settings  # noqa: E402
 
 from apps.accounts.ws_auth import WebSocketGate  # noqa: E402
+from apps.core.ws_language import WebSocketLanguage  # noqa: E402
 from config.http_threads import ThreadedWSGI  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
@@ -18,7 +19,8 @@ application = ProtocolTypeRouter(
     {
         # Sync views through the WSGI handler in one hop to a pool thread; coroutine views (/v1) to Django's.
         "http": ThreadedWSGI(django_asgi_app, threads=settings.WEB_THREADS),
-        # Origin (exact scheme, host and port) and bearer token checks, then the session: apps.accounts.ws_auth
-        "websocket": WebSocketGate(URLRouter(websocket_urlpatterns)),
+        # Origin (exact scheme, host and port) and bearer token checks, then the session: apps.accounts.ws_auth;
+        # fragments rendered in the reader's language: apps.core.ws_language
+        "websocket": WebSocketLanguage(WebSocketGate(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -51,6 +51,13 @@ class Job(models.Model):
         return round(self.progress * 100)
 
     @property
+    def progress_text(self) -> str:
+        """The progress message in the active language (apps/jobs/progress_text.py)."""
+        from apps.jobs.progress_text import localize
+
+        return localize(self.progress_message)
+
+    @property
     def group_name(self) -> str:
         return job_group(self.pk)
 

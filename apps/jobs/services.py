@@ -13,13 +13,16 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from apps.jobs.events import send_to_group
 from apps.jobs.kinds import JOB_KINDS
 from apps.jobs.models import Job, JobStatus, job_group
+from apps.jobs.progress_text import message, template
 
 logger = logging.getLogger(__name__)
+
+RETRYING = template(gettext_noop("Retrying (attempt {attempt}) after the worker stopped."))
 
 
 class JobCancelled(Exception):  # noqa: N818  (a signal, not an error)
@@ -150,7 +153,7 @@ def start_job(job_id: int) -> Job | None:
         job.started_at = job.started_at or now
         job.heartbeat_at = now
         if job.attempts > 1:
-            job.progress_message = f"Retrying (attempt {job.attempts}) after the worker stopped."
+            job.progress_message = message(RETRYING, attempt=job.attempts)
         job.save()
         publish_job(job)
         publish_queue_positions(job.queue)

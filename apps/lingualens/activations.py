@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from apps.jobs.progress_text import message
 from apps.lingualens.models import ActivationRun, RunStatus
+from apps.lingualens.progress import ACTIVATIONS
 from apps.lingualens.services import run_dir
 
 SHARD_TEXTS = 256  # about 25k tokens of the default set: a minute of collection at most
@@ -144,7 +146,10 @@ def collect_activations(run: ActivationRun, backend, progress: Callable[[float, 
                 flush()
             finished = batch_start + len(chunk)
             collected = run.n_tokens + len(pending["tokens"])
-            progress(finished / len(texts), f"Activations: {finished}/{len(texts)} texts, {collected:,} tokens")
+            progress(
+                finished / len(texts),
+                message(ACTIVATIONS, done=finished, total=len(texts), tokens=f"{collected:,}"),
+            )
     except BaseException:
         # Cancelled or failed: keep what was collected, marked partial, so it can be resumed.
         flush()

@@ -8,6 +8,7 @@ class LingualensConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.jobs.kinds import JobKind, register_job_kinds
+        from apps.lingualens import progress  # noqa: F401  (registers the messages pages translate)
 
         # Training, scoring and explaining run for minutes on the batch queue; search and
         # steering are answers a researcher waits for, on the interactive queue, so they never

@@ -24,9 +24,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.jobs.models import Job, JobStatus
+from apps.jobs.progress_text import localize, made_from, message
 from apps.jobs.services import JobFailed, create_job, fail_job
 from apps.lingualens import default_corpus
 from apps.lingualens.models import SAE, ActivationRun, Corpus, LinguisticFeature, RunStatus
+from apps.lingualens.progress import TRAINING_STEP, WAIT_MARK, WITH_WAIT
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +252,7 @@ def status() -> dict | None:
         "train_measured": _train_measured(saes),
         "stopped": job.is_finished,
         # The job's message without the wait _reporter adds: the notice states the wait once.
-        "step": job.progress_message.split(WAIT_MARK)[0],
+        "step": localize(job.progress_message.split(WAIT_MARK)[0]),
     }
 
 
@@ -267,9 +269,6 @@ class ContinueLater(Exception):  # noqa: N818  (a signal, not an error)
     state on the way out (shards, checkpoint, scores per feature, explanations per latent)."""
 
 
-WAIT_MARK = " · about "  # between a stage's progress message and the wait left (status() cuts it off)
-
-
 def _reporter(job: Job, plan: list[Stage], index: int, started: float, stoppable=None):
     """Progress of stage `index` mapped onto the whole chain, weighted by estimated durations.
     Past LINK_SECONDS it raises ContinueLater, where `stoppable(message)` allows (a stage's
@@ -279,12 +278,12 @@ def _reporter(job: Job, plan: list[Stage], index: int, started: float, stoppable
     total = sum(stage.seconds for stage in plan) or 1.0
     before = sum(stage.seconds for stage in plan[:index])
 
-    def report(fraction: float, message: str) -> None:
+    def report(fraction: float, text: str) -> None:
         left = sum(stage.left for stage in plan[index + 1 :]) + plan[index].seconds * (1 - fraction)
         minutes = max(1, round(left / 60))
         done = (before + plan[index].seconds * fraction) / total
-        report_progress(job, done, f"{message}{WAIT_MARK}{minutes} min left")
-        if time.monotonic() - started > LINK_SECONDS and (stoppable is None or stoppable(message)):
+        report_progress(job, done, message(WITH_WAIT, step=text, minutes=minutes))
+        if time.monotonic() - started > LINK_SECONDS and (stoppable is None or stoppable(text)):
             raise ContinueLater
 
     return report
@@ -314,7 +313,7 @@ def _work(job: Job, run: ActivationRun, saes: list[SAE], started: float, backend
     for number, sae in enumerate(saes):
         first = 1 + STAGES_PER_SAE * number  # this SAE's training stage in the plan
         # Training steps stop at a checkpoint; the metrics and statistics after them do not.
-        _train(sae, backend, _reporter(job, plan, first, started, lambda message: message.startswith("SAE step")))
+        _train(sae, backend, _reporter(job, plan, first, started, lambda text: made_from(TRAINING_STEP, text)))
         _score(sae, backend, _reporter(job, plan, first + 2, started))
         error = _explain(sae, assistant, _reporter(job, plan, first + 3, started))
         if error:

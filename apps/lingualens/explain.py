@@ -24,7 +24,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from apps.jobs.progress_text import message
 from apps.lingualens.models import SAE, FeatureScore, Latent
+from apps.lingualens.progress import EXPLAINED, JUDGED
 
 SHOWN_TOP = 5  # top contexts the explainer reads; the other top contexts are held out
 SHOWN_BINS = 3  # the explainer also reads the first example of the strongest quartile bins
@@ -324,7 +326,10 @@ def explain_latents(
         latent.explanation = explain_one(assistant, latent)
         latent.explanation_score, latent.explanation_detail = None, {}
         latent.save(update_fields=["explanation", "explanation_score", "explanation_detail"])
-        progress(0.3 * number / len(todo), f"Explained {number}/{len(todo)}: #{latent.index} {latent.explanation[:60]}")
+        progress(
+            0.3 * number / len(todo),
+            message(EXPLAINED, done=number, total=len(todo), latent=latent.index, explanation=latent.explanation[:60]),
+        )
     pool = dict(sae.latents.exclude(explanation__in=["", NO_EXPLANATION]).values_list("index", "explanation"))
     scores, controls = [], []
     for number, latent in enumerate(todo, 1):
@@ -354,7 +359,7 @@ def explain_latents(
             scores.append(own["auc"])
         latent.explanation_detail = detail
         latent.save(update_fields=["explanation_score", "explanation_detail"])
-        progress(0.3 + 0.7 * number / len(todo), f"Judged {number}/{len(todo)}: #{latent.index}")
+        progress(0.3 + 0.7 * number / len(todo), message(JUDGED, done=number, total=len(todo), latent=latent.index))
     return {
         "explained": len(todo),
         "median detection": round(float(np.median(scores)), 3) if scores else None,

@@ -19,6 +19,7 @@ from django.utils import timezone
 from apps.inference.registry import get_model
 from apps.jobs.events import send_to_group
 from apps.jobs.models import Job
+from apps.jobs.progress_text import message
 from apps.jobs.services import JobCancelled, report_progress
 from apps.lingualens import sae as sae_lib
 from apps.lingualens.activations import collect_activations, load_run_arrays
@@ -29,6 +30,15 @@ from apps.lingualens.models import (
     LinguisticFeature,
     RunStatus,
     SteeringRun,
+)
+from apps.lingualens.progress import (
+    METRICS,
+    READING,
+    SCORED,
+    STATISTICS,
+    TRAINING_STEP,
+    WITH_INTERVENTION,
+    WITHOUT_INTERVENTION,
 )
 from apps.lingualens.services import sae_dir
 
@@ -214,7 +224,9 @@ def train_sae(sae: SAE, backend, progress: Callable[[float, str], None]) -> SAE:
             loss_curve=_curve(current.losses),
         )
         recent = np.mean(current.losses[-25:])
-        progress(current.step / cfg.steps, f"SAE step {current.step}/{cfg.steps}, normalized MSE {recent:.3f}")
+        progress(
+            current.step / cfg.steps, message(TRAINING_STEP, step=current.step, steps=cfg.steps, mse=f"{recent:.3f}")
+        )
 
     try:
         state = sae_lib.train_steps(train_acts, cfg, state, on_progress)
@@ -260,7 +272,7 @@ def finish_sae(sae, state, backend, acts, tokens, eval_rows, progress) -> None:
             "dtype": "float32",
         },
     )
-    progress(0.9, "Metrics: reconstruction and CE loss recovered")
+    progress(0.9, message(METRICS))
     metrics = sae_lib.reconstruction_metrics(model, np.asarray(acts[eval_rows]))
     metrics["dead_share_train"] = sae_lib.reconstruction_metrics(model, np.asarray(acts))["dead_share"]
     held_docs = sorted(set(np.asarray(tokens["doc"])[eval_rows].tolist()))[:16]
@@ -270,9 +282,9 @@ def finish_sae(sae, state, backend, acts, tokens, eval_rows, progress) -> None:
     sae.metrics = metrics
     sae.loss_curve = _curve(state.losses)
     sae.steps_done = state.step
-    progress(0.95, "Latent statistics")
+    progress(0.95, message(STATISTICS))
     compute_latent_stats(
-        sae, model, backend, acts, tokens, lambda fraction: progress(0.95 + 0.05 * fraction, "Latent statistics")
+        sae, model, backend, acts, tokens, lambda fraction: progress(0.95 + 0.05 * fraction, message(STATISTICS))
     )
     sae.status = RunStatus.COMPLETE
     sae.save()
@@ -338,7 +350,7 @@ def score_sae(
             FeatureScore.objects.filter(sae=sae, feature=feature).delete()
             FeatureScore.objects.bulk_create(scores)
         summary[feature.name] = [[r["latent"], round(r["frc"], 3)] for r in found["rows"][:3]]
-        progress(number / len(features), f"Scored {number}/{len(features)}: {feature.name}")
+        progress(number / len(features), message(SCORED, done=number, total=len(features), feature=feature.name))
     SAE.objects.filter(pk=sae.pk).update(scored=True)
     return summary
 
@@ -424,7 +436,8 @@ def run_steering(job: Job, backend=None) -> dict:
                 SteeringRun.objects.filter(pk=run.pk).update(
                     output_plain=outputs["plain"], output_steered=outputs["steered"]
                 )
-                report_progress(job, produced / total, f"{side}: {len(outputs[side])} characters")
+                side_message = WITH_INTERVENTION if side == "steered" else WITHOUT_INTERVENTION
+                report_progress(job, produced / total, message(side_message, count=len(outputs[side])))
         SteeringRun.objects.filter(pk=run.pk).update(output_plain=outputs["plain"], output_steered=outputs["steered"])
         if should_stop():
             raise JobCancelled
@@ -437,8 +450,8 @@ def run_steering(job: Job, backend=None) -> dict:
 
 
 def _progress(job: Job, low: float, high: float) -> Callable[[float, str], None]:
-    def report(fraction: float, message: str) -> None:
-        report_progress(job, low + (high - low) * fraction, message)
+    def report(fraction: float, text: str) -> None:
+        report_progress(job, low + (high - low) * fraction, text)
 
     return report
 
@@ -486,7 +499,7 @@ def score_job(job: Job, backend=None) -> dict:
 def search_job(job: Job, backend=None) -> dict:
     sae = SAE.objects.select_related("run").get(pk=job.params["sae_id"])
     backend = backend or lens_backend(sae.model_name)
-    report_progress(job, 0.1, "Reading the sentence")
+    report_progress(job, 0.1, message(READING))
     return search_sentence(backend, sae, job.params["sentence"])
 
 

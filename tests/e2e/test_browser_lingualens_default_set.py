@@ -5,8 +5,10 @@ var/screenshots/)."""
 import pytest
 
 from apps.jobs.models import Job, JobStatus
+from apps.jobs.progress_text import message
 from apps.lingualens import default_set
 from apps.lingualens.models import SAE, ActivationRun
+from apps.lingualens.progress import ACTIVATIONS, WITH_WAIT
 from tests.e2e.conftest import SCREENSHOTS
 from tests.e2e.test_browser_lingualens_scripts import CSS
 
@@ -20,7 +22,9 @@ def test_the_pages_say_what_the_default_set_is_doing_and_how_long_it_needs(page,
     Job.objects.filter(pk=job.pk).update(
         status=JobStatus.RUNNING,
         progress=0.3,
-        progress_message="Activations: 7000/14500 texts, 575,000 tokens · about 171 min left",
+        progress_message=message(
+            WITH_WAIT, step=message(ACTIVATIONS, done=7000, total=14500, tokens="575,000"), minutes=171
+        ),
     )
     state = default_set.status()
     assert state["collect_measured"]
@@ -29,6 +33,10 @@ def test_the_pages_say_what_the_default_set_is_doing_and_how_long_it_needs(page,
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     client = client_for(researcher)
     minutes = state["minutes_left"]
+    steps = {
+        "en": "Activations: 7000/14500 texts, 575,000 tokens (30%)",
+        "zh-hans": "激活值：7000/14500 篇文本，575,000 个词元 (30%)",  # the worker's English message, translated
+    }
     for language, wait in (("en", f"about {minutes} min"), ("zh-hans", f"约 {minutes} 分钟")):
         html = client.get("/lingualens/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
         page.set_content(html)
@@ -38,7 +46,7 @@ def test_the_pages_say_what_the_default_set_is_doing_and_how_long_it_needs(page,
         assert wait in notice.inner_text()
         assert "1917" in notice.inner_text()  # the measured collection rate, tokens/s
         # One wait on the notice: the job message's own estimate (from when it was written) is cut.
-        assert "Activations: 7000/14500 texts, 575,000 tokens (30%)" in notice.inner_text()
-        assert "171 min left" not in notice.inner_text()
+        assert steps[language] in notice.inner_text()
+        assert "171" not in notice.inner_text()
         notice.screenshot(path=str(SCREENSHOTS / f"lingualens-default-set-{language}.png"))
     assert SAE.objects.filter(pk__in=job.params["sae_ids"], status="pending").count() == len(default_set.LAYERS)
