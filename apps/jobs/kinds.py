@@ -29,6 +29,9 @@ class JobKind:
     # ValidationError). None: params built by the app's own service are taken as they are. A path,
     # not the function, so that registering a kind imports nothing heavy at start-up.
     clean_params: str | None = None
+    # A job of this kind that works in links (ends after this many seconds and queues the next)
+    # holds its worker no longer than that, whatever its whole work takes: queue waits use it.
+    runs_at_most: float | None = None
 
     def clean(self, params: dict) -> dict:
         if self.clean_params is None:

@@ -113,24 +113,47 @@ def _wait_words(seconds: float) -> str:
 RECENT_FOR_ESTIMATE = 20
 
 
+def _median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
+
+
 def queue_wait(job: Job) -> QueueWait | None:
-    """Where a queued job stands and about how long it will wait: the jobs ahead of it, shared
-    by the queue's worker processes, each taking the median time of the queue's recent jobs."""
+    """Where a queued job stands and about how long until it is done: the jobs ahead of it and
+    itself, shared by the queue's worker processes, each taking the median time of recent jobs of
+    its kind on the queue (of any kind where its own has none yet), less what a running one has
+    already worked, and never more than its kind's `runs_at_most` (a whole link while its kind has
+    no history)."""
     position = queue_position(job)
     if position is None:
         return None
     recent = (
         Job.objects.filter(queue=job.queue, status=JobStatus.SUCCEEDED, started_at__isnull=False)
+        .exclude(finished_at=None)
         .order_by("-finished_at")
-        .values_list("started_at", "finished_at")[:RECENT_FOR_ESTIMATE]
+        .values_list("kind", "started_at", "finished_at")[:RECENT_FOR_ESTIMATE]
     )
-    durations = sorted((finished - started).total_seconds() for started, finished in recent if finished)
-    if not durations:
+    by_kind: dict[str, list[float]] = {}
+    for kind, started, finished in recent:
+        by_kind.setdefault(kind, []).append((finished - started).total_seconds())
+    any_kind = _median([seconds for durations in by_kind.values() for seconds in durations])
+    if any_kind is None:
         return QueueWait(position, None)
-    median = durations[len(durations) // 2]
-    workers = settings.QUEUE_WORKERS.get(job.queue, 1)
-    rounds = -(-position // workers)  # the jobs ahead leave `workers` at a time
-    return QueueWait(position, rounds * median)
+    ahead = Job.objects.filter(queue=job.queue, created_at__lt=job.created_at)
+    ahead = ahead.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).order_by("created_at")
+    now = timezone.now()
+    workers = [0.0] * settings.QUEUE_WORKERS.get(job.queue, 1)  # when each worker is next free
+    for other in [*ahead, job]:
+        limit = JOB_KINDS[other.kind].runs_at_most if other.kind in JOB_KINDS else None
+        seconds = _median(by_kind.get(other.kind, []))
+        if seconds is None:
+            seconds = limit or any_kind  # a job that works in links usually works a whole link
+        elif limit is not None:
+            seconds = min(seconds, limit)
+        if other.status == JobStatus.RUNNING and other.started_at:
+            seconds = max(seconds - (now - other.started_at).total_seconds(), 0.0)
+        free = workers.index(min(workers))  # the jobs ahead leave in order, to the first free worker
+        workers[free] += seconds
+    return QueueWait(position, workers[free])
 
 
 def start_job(job_id: int) -> Job | None:

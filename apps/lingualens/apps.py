@@ -9,6 +9,7 @@ class LingualensConfig(AppConfig):
     def ready(self) -> None:
         from apps.jobs.kinds import JobKind, register_job_kinds
         from apps.lingualens import progress  # noqa: F401  (registers the messages pages translate)
+        from apps.lingualens.default_set import LINK_SECONDS
 
         # Training, scoring and explaining run for minutes on the batch queue; search and
         # steering are answers a researcher waits for, on the interactive queue, so they never
@@ -17,7 +18,8 @@ class LingualensConfig(AppConfig):
             JobKind("lingualens.train", "batch"),
             JobKind("lingualens.score", "batch"),
             JobKind("lingualens.explain", "batch"),
-            JobKind("lingualens.default_set", "batch"),  # the first-start chain (default_set.py)
+            # The first-start chain (default_set.py): hours of work, in links of LINK_SECONDS.
+            JobKind("lingualens.default_set", "batch", runs_at_most=LINK_SECONDS),
             JobKind("lingualens.search", "interactive"),
             JobKind("lingualens.steer", "interactive"),
         )

@@ -114,3 +114,34 @@ def test_queue_wait_estimates_from_recent_jobs_of_the_queue(student, settings):
     assert third.position == 3
     assert third.estimated_seconds == pytest.approx(40, abs=0.5)  # two workers: the third waits two rounds
     assert "about 40 s" in str(third)
+
+
+def test_queue_wait_counts_a_running_job_by_its_kind_and_a_chain_by_its_link(researcher, settings):
+    """A user's SAE training queued behind the default set's chain waits for the rest of the
+    chain's link (LINK_SECONDS, registered as runs_at_most), not for the queue's median job."""
+    from apps.lingualens.default_set import KIND, LINK_SECONDS
+
+    settings.QUEUE_WORKERS = {"batch": 1}
+    now = timezone.now()
+    for seconds in (100, 140, 120):  # trainings done before: two minutes each
+        Job.objects.create(
+            owner=researcher, kind="lingualens.train", queue="batch", status=JobStatus.SUCCEEDED,
+            started_at=now - timedelta(seconds=seconds), finished_at=now,
+        )  # fmt: skip
+    chain = Job.objects.create(
+        owner=researcher, kind=KIND, queue="batch", status=JobStatus.RUNNING, started_at=now - timedelta(minutes=5)
+    )
+    training = Job.objects.create(owner=researcher, kind="lingualens.train", queue="batch")
+    wait = services.queue_wait(training)
+    assert wait.position == 2
+    # The chain's kind has no history: a whole link, less the 5 minutes it has worked; then its own 2 minutes.
+    assert wait.estimated_seconds == pytest.approx(LINK_SECONDS - 300 + 120, abs=2)
+    # Links that finished teach the chain's kind its own time (still never more than a link).
+    Job.objects.create(
+        owner=researcher, kind=KIND, queue="batch", status=JobStatus.SUCCEEDED,
+        started_at=now - timedelta(seconds=LINK_SECONDS + 30), finished_at=now,
+    )  # fmt: skip
+    assert services.queue_wait(training).estimated_seconds == pytest.approx(LINK_SECONDS - 300 + 120, abs=2)
+    chain.started_at = now - timedelta(seconds=LINK_SECONDS + 60)  # overran its link: about to hand over
+    chain.save()
+    assert services.queue_wait(training).estimated_seconds == pytest.approx(120, abs=2)
