@@ -8,12 +8,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.jobs.models import JobBacked
 
 
 class Language(models.TextChoices):
-    EN = "en", _("English")
+    # A context of its own: the language switcher names English in English, a feature's is 英语.
+    EN = "en", pgettext_lazy("language of a linguistic feature", "English")
     ZH = "zh", _("Chinese")
 
 
