@@ -16,6 +16,21 @@ TOP_CONTEXTS = 10
 CONTEXT_BEFORE, CONTEXT_AFTER = 12, 4
 
 
+VISIBLE_WHITESPACE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥"})
+
+
+def token_label(tokenizer, token_id: int) -> str:
+    """A vocabulary entry as a page shows it alone (promoted and suppressed tokens): its text,
+    except that a byte of a character split across tokens reads as its piece ("<0xE7>") rather
+    than "�", and a token of only whitespace shows it ("␣␣", "↵") rather than an empty chip."""
+    text = tokenizer.decode([token_id])
+    if "\ufffd" in text:
+        return str(tokenizer.convert_ids_to_tokens(token_id))
+    if not text.strip():
+        return text.translate(VISIBLE_WHITESPACE) or str(tokenizer.convert_ids_to_tokens(token_id))
+    return text
+
+
 def _context(tokens: dict, row: int, values: np.ndarray, indices: np.ndarray, latent: int) -> dict:
     """Tokens around `row` in the same document, each with this latent's activation."""
     doc = tokens["doc"][row]
@@ -96,11 +111,11 @@ def compute_latent_stats(
             vals, where = flat_value[lo:hi], flat_row[lo:hi]
             stats = Latent(sae=sae, index=latent)
             stats.promoted = [
-                [backend.tokenizer.decode([int(t)]), round(float(v), 3)]
+                [token_label(backend.tokenizer, int(t)), round(float(v), 3)]
                 for v, t in zip(top_v[offset], top_i[offset], strict=True)
             ]
             stats.suppressed = [
-                [backend.tokenizer.decode([int(t)]), round(-float(v), 3)]
+                [token_label(backend.tokenizer, int(t)), round(-float(v), 3)]
                 for v, t in zip(bottom_v[offset], bottom_i[offset], strict=True)
             ]
             stats.neighbours = [

@@ -194,3 +194,22 @@ def test_cancelled_training_is_partial_and_resumes(
     sae.refresh_from_db()
     assert sae.status == RunStatus.COMPLETE
     assert sae.steps_done == sae.steps_total > done_before
+
+
+def test_token_labels_show_split_bytes_and_whitespace(gemma):
+    """Promoted tokens once showed "�" (one byte of a character that spans tokens) and empty
+    chips (whitespace tokens); with Gemma's real vocabulary they read as their piece or as
+    visible whitespace, and ordinary tokens as their text."""
+    from apps.lingualens.latent_stats import token_label
+
+    tokenizer = gemma.tokenizer
+    byte = tokenizer.convert_tokens_to_ids("<0xE7>")
+    assert tokenizer.decode([byte]) == "\ufffd"
+    assert token_label(tokenizer, byte) == "<0xE7>"
+    newline = tokenizer.encode("\n", add_special_tokens=False)
+    assert token_label(tokenizer, newline[0]) == "↵"
+    spaces = tokenizer.convert_tokens_to_ids("▁▁")
+    assert token_label(tokenizer, spaces) == "␣␣"
+    word = tokenizer.encode(" painted", add_special_tokens=False)[0]
+    assert token_label(tokenizer, word) == tokenizer.decode([word])
+    assert "\ufffd" not in "".join(token_label(tokenizer, i) for i in range(256, 512))
