@@ -20,7 +20,7 @@ VISIBLE_WHITESPACE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥"})
 
 
 def token_label(tokenizer, token_id: int) -> str:
-    """A vocabulary entry as a page shows it alone (promoted and suppressed tokens): its text,
+    """A vocabulary entry as a page shows it alone (promoted tokens, a searched sentence's): its text,
     except that a byte of a character split across tokens reads as its piece ("<0xE7>") rather
     than "�", and a token of only whitespace shows it ("␣␣", "↵") rather than an empty chip."""
     text = tokenizer.decode([token_id])

@@ -23,7 +23,7 @@ from apps.jobs.progress_text import message
 from apps.jobs.services import JobCancelled, report_progress
 from apps.lingualens import sae as sae_lib
 from apps.lingualens.activations import collect_activations, load_run_arrays
-from apps.lingualens.latent_stats import compute_latent_stats
+from apps.lingualens.latent_stats import compute_latent_stats, token_label
 from apps.lingualens.models import (
     SAE,
     FeatureScore,
@@ -366,7 +366,7 @@ def search_sentence(backend, sae: SAE, sentence: str, top: int = 5) -> dict:
     values, indices = model.encode_topk(hidden)
     rows = []
     for position in range(len(hidden)):
-        token = backend.tokenizer.decode([int(batch.ids[0, position + 1])])
+        token = token_label(backend.tokenizer, int(batch.ids[0, position + 1]))
         latents = [
             [int(i), round(float(v), 3)] for v, i in zip(values[position], indices[position], strict=True) if v > 0
         ][:top]

@@ -136,8 +136,9 @@ def test_scoring_chooses_on_one_half_and_reports_on_the_other(tiny_sae, gemma):
 
 
 def test_search_and_steering(tiny_sae, gemma, researcher, client_for, django_capture_on_commit_callbacks):
-    result = pipeline.search_sentence(gemma, tiny_sae, "The door was painted by Tom.")
+    result = pipeline.search_sentence(gemma, tiny_sae, "The door was painted by Tom. 门被汤姆漆了。")
     assert [row["token"] for row in result["tokens"]][:2] == ["The", " door"]
+    assert all(row["token"].strip() for row in result["tokens"])  # the space before 门 shows as ␣, not a blank
     assert all(len(row["latents"]) <= 5 for row in result["tokens"])
     assert any(row["latents"] for row in result["tokens"])
 
