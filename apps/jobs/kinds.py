@@ -32,6 +32,8 @@ class JobKind:
     # A job of this kind that works in links (ends after this many seconds and queues the next)
     # holds its worker no longer than that, whatever its whole work takes: queue waits use it.
     runs_at_most: float | None = None
+    # What the job list and job pages call it (a lazily translated string); the name otherwise.
+    label: str = ""
 
     def clean(self, params: dict) -> dict:
         if self.clean_params is None:

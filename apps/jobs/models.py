@@ -51,6 +51,13 @@ class Job(models.Model):
         return round(self.progress * 100)
 
     @property
+    def kind_label(self) -> str:
+        from apps.jobs.kinds import JOB_KINDS
+
+        kind = JOB_KINDS.get(self.kind)
+        return str(kind.label) if kind and kind.label else self.kind
+
+    @property
     def progress_text(self) -> str:
         """The progress message in the active language (apps/jobs/progress_text.py)."""
         from apps.jobs.progress_text import localize

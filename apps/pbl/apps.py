@@ -7,11 +7,17 @@ class PblConfig(AppConfig):
     verbose_name = "PBL studio"
 
     def ready(self) -> None:
+        from django.utils.translation import gettext_lazy as _
+
         from apps.jobs.kinds import JobKind, register_job_kinds, register_tasks
 
         register_job_kinds(
-            JobKind("pbl.agent_reply", "interactive"),  # a collaborator agent answers in the chat
-            JobKind("pbl.judge", "interactive"),  # the milestone judge reads a submission
+            JobKind(
+                "pbl.agent_reply", "interactive", label=_("Agent reply")
+            ),  # a collaborator agent answers in the chat
+            JobKind(
+                "pbl.judge", "interactive", label=_("Milestone judgement")
+            ),  # the milestone judge reads a submission
         )
         # The orchestrator: its loop (Celery beat, settings.CELERY_BEAT_SCHEDULE) and its
         # per-learner trigger; no Job rows, nobody waits on them.

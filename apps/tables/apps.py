@@ -6,9 +6,13 @@ class TablesConfig(AppConfig):
     label = "tables"
 
     def ready(self) -> None:
+        from django.utils.translation import gettext_lazy as _
+
         from apps.jobs.kinds import JobKind, register_job_kinds
 
         register_job_kinds(
-            JobKind("tables.ask", "interactive"),  # a question: the model writes code, the sandbox runs it
-            JobKind("tables.run", "cpu"),  # code the user edited, run in the sandbox alone
+            JobKind(
+                "tables.ask", "interactive", label=_("Table question")
+            ),  # a question: the model writes code, the sandbox runs it
+            JobKind("tables.run", "cpu", label=_("Edited code run")),  # code the user edited, run in the sandbox alone
         )

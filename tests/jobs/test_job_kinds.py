@@ -86,3 +86,24 @@ def test_stored_kind_names_migrate_both_ways(student):
     assert set(migration.RENAMED.values()) <= set(JOB_KINDS)  # every old row now names a live kind
     migration.backwards(django_apps, None)
     assert dict(Job.objects.filter(pk__in=old.values()).values_list("kind", "pk")) == old
+
+
+@pytest.mark.django_db
+def test_job_pages_name_each_kind_in_the_readers_language(client_for, researcher):
+    """The job list showed "lingualens.default_set"; every kind now has a name a reader knows."""
+    from django.utils import translation
+
+    from apps.jobs.models import Job
+
+    assert all(kind.label for kind in JOB_KINDS.values())
+    job = Job.objects.create(owner=researcher, kind="lingualens.train", queue="batch")
+    client = client_for(researcher)
+    listing = client.get("/jobs/").content.decode()
+    assert "SAE training" in listing
+    assert client.get(f"/jobs/{job.pk}/").content.decode().count("SAE training") == 1
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    try:
+        assert "训练 SAE" in client.get("/jobs/").content.decode()
+        assert "训练 SAE" in client.get(f"/jobs/{job.pk}/").content.decode()
+    finally:
+        translation.deactivate()  # LocaleMiddleware leaves the request's language active in this thread
