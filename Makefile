@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-models.txt
 TEST_ENV := DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/atrium} \
             REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/1} HF_HUB_OFFLINE=1
 
-.PHONY: up test lint install chromium bench bench-db bench-kbqa bench-pbl bench-sae bench-lingualens bench-web clean
+.PHONY: up test lint install fonts chromium bench bench-db bench-kbqa bench-pbl bench-sae bench-lingualens bench-web clean
 
 $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,19 @@ $(STAMP):
 
 install: $(STAMP)
 
-up: $(STAMP)
+up: $(STAMP) fonts
 	$(PY) -m config.run
 
-# Browser tests need Debian's chromium; Chinese text in screenshots needs a CJK font.
+# Charts are measured with a CJK font (their Chinese labels), and screenshots of pages draw
+# Chinese and other scripts (promoted tokens) with Noto. `make up` tries without failing: the app
+# runs without them (charts then measure Chinese with DejaVu); `make test` needs them.
+fonts:
+	@fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk) \
+		|| echo "fonts-noto-cjk could not be installed (needs apt and root): charts measure Chinese without it"
+	@fc-list 2>/dev/null | grep -qi "Noto Sans Ethiopic" || (apt-get update -qq && apt-get install -y -qq fonts-noto-core) \
+		|| echo "fonts-noto-core could not be installed (needs apt and root)"
+
+# Browser tests need Debian's chromium and the fonts.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
 	@fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk)

@@ -4,6 +4,7 @@ in the request's language (the views run under LocaleMiddleware)."""
 
 import io
 import logging
+from pathlib import Path
 
 import matplotlib
 
@@ -11,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from django.utils.translation import gettext as _  # noqa: E402
 from django.utils.translation import pgettext  # noqa: E402
-from matplotlib import ticker  # noqa: E402
+from matplotlib import font_manager, ticker  # noqa: E402
 
 from apps.lingualens.models import Dimension  # noqa: E402
 
@@ -21,6 +22,20 @@ matplotlib.rcParams["svg.fonttype"] = "none"
 # DejaVu has no CJK glyphs, so titles were sized wrongly and every chart logged "Glyph missing".
 matplotlib.rcParams["font.family"] = ["DejaVu Sans", "Noto Sans CJK SC", "sans-serif"]
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # no CJK font: DejaVu alone, quietly
+
+
+def _add_cjk_fonts() -> None:
+    """Matplotlib caches the fonts it found on its first run and never looks again: after a
+    `make up` that ran before the CJK fonts were installed, every chart was still measured with
+    DejaVu alone (and logged "Glyph missing"). Add the installed Noto CJK faces it did not see."""
+    if any(font.name.startswith("Noto Sans CJK") for font in font_manager.fontManager.ttflist):
+        return
+    for path in font_manager.findSystemFonts():
+        if "NotoSansCJK" in Path(path).name:
+            font_manager.fontManager.addfont(path)
+
+
+_add_cjk_fonts()
 ACCENT = "#3657d6"
 COLORS = {"morphology": "#3657d6", "syntax": "#d6365f", "semantics": "#2a9d6b", "pragmatics": "#d68b36"}
 
