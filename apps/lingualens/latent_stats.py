@@ -2,6 +2,7 @@
 top contexts (one per document), examples by activation quartile, promoted and suppressed
 tokens through the unembedding, and nearest latents by decoder cosine."""
 
+import unicodedata
 from collections.abc import Callable
 
 import numpy as np
@@ -16,18 +17,25 @@ TOP_CONTEXTS = 10
 CONTEXT_BEFORE, CONTEXT_AFTER = 12, 4
 
 
-VISIBLE_WHITESPACE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥"})
+VISIBLE_WHITESPACE = {" ": "␣", "\n": "↵", "\t": "⇥"}
+
+
+def _invisible(char: str) -> bool:
+    # Whitespace, and format and control characters (zero-width joiners, bidi marks): nothing to see.
+    return char.isspace() or unicodedata.category(char) in ("Cf", "Cc")
 
 
 def token_label(tokenizer, token_id: int) -> str:
     """A vocabulary entry as a page shows it alone (promoted tokens, a searched sentence's): its text,
     except that a byte of a character split across tokens reads as its piece ("<0xE7>") rather
-    than "�", and a token of only whitespace shows it ("␣␣", "↵") rather than an empty chip."""
+    than "�", and a token with nothing visible shows what it is ("␣␣", "↵", "U+200C") rather than
+    an empty chip."""
     text = tokenizer.decode([token_id])
     if "\ufffd" in text:
         return str(tokenizer.convert_ids_to_tokens(token_id))
-    if not text.strip():
-        return text.translate(VISIBLE_WHITESPACE) or str(tokenizer.convert_ids_to_tokens(token_id))
+    if not text or all(_invisible(char) for char in text):
+        shown = "".join(VISIBLE_WHITESPACE.get(char) or f"U+{ord(char):04X}" for char in text)
+        return shown or str(tokenizer.convert_ids_to_tokens(token_id))
     return text
 
 

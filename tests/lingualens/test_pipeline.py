@@ -199,8 +199,8 @@ def test_cancelled_training_is_partial_and_resumes(
 
 def test_token_labels_show_split_bytes_and_whitespace(gemma):
     """Promoted tokens once showed "�" (one byte of a character that spans tokens) and empty
-    chips (whitespace tokens); with Gemma's real vocabulary they read as their piece or as
-    visible whitespace, and ordinary tokens as their text."""
+    chips (whitespace, zero-width and bidi characters); with Gemma's real vocabulary they read as
+    their piece, as visible whitespace or as code points, and ordinary tokens as their text."""
     from apps.lingualens.latent_stats import token_label
 
     tokenizer = gemma.tokenizer
@@ -211,6 +211,8 @@ def test_token_labels_show_split_bytes_and_whitespace(gemma):
     assert token_label(tokenizer, newline[0]) == "↵"
     spaces = tokenizer.convert_tokens_to_ids("▁▁")
     assert token_label(tokenizer, spaces) == "␣␣"
+    joiner = tokenizer.encode("\u200c", add_special_tokens=False)  # a zero-width non-joiner alone
+    assert [token_label(tokenizer, t) for t in joiner] == ["U+200C"]
     word = tokenizer.encode(" painted", add_special_tokens=False)[0]
     assert token_label(tokenizer, word) == tokenizer.decode([word])
     assert "\ufffd" not in "".join(token_label(tokenizer, i) for i in range(256, 512))
