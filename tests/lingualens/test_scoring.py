@@ -20,6 +20,23 @@ def test_split_is_stable_balanced_and_disjoint():
     assert again == (selection, held_out)
 
 
+def test_a_feature_with_several_marked_words_is_split_by_word():
+    """Held-out pairs mark the feature with words the latent was not chosen on; a feature with one
+    marker (吗) or one word holding most pairs is split by pair."""
+    verbs = ["cooked", "moved", "painted", "washed", "opened", "closed"]
+    pairs = [PairText(f"Ann {verb} it {i}.", f"Ann {verb[:-1]}s it {i}.", verb) for verb in verbs for i in range(5)]
+    selection, held_out = scoring.split_pairs(pairs)
+    assert {p.span for p in selection}.isdisjoint({p.span for p in held_out})
+    assert len(selection) == len(held_out) == 15  # three verbs a side
+    assert scoring.split_pairs(list(reversed(pairs))) == (selection, held_out)
+    marker = [PairText(f"他来了{i}吗？", f"他来了{i}。", "吗") for i in range(10)]
+    assert [len(half) for half in scoring.split_pairs(marker)] == [5, 5]
+    mostly_very = [PairText(f"a{i} very b", f"a{i} b", "very") for i in range(24)] + pairs[::5]
+    first, second = scoring.split_pairs(mostly_very)
+    assert len(first) == len(second) == 15
+    assert "very" in {p.span for p in first} & {p.span for p in second}
+
+
 @pytest.mark.parametrize(
     ("sentence", "counterfactual", "span", "region"),
     [
