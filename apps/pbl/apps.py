@@ -12,12 +12,9 @@ class PblConfig(AppConfig):
         from apps.jobs.kinds import JobKind, register_job_kinds, register_tasks
 
         register_job_kinds(
-            JobKind(
-                "pbl.agent_reply", "interactive", label=_("Agent reply")
-            ),  # a collaborator agent answers in the chat
-            JobKind(
-                "pbl.judge", "interactive", label=_("Milestone judgement")
-            ),  # the milestone judge reads a submission
+            # A collaborator agent answers in the chat; the milestone judge reads a submission.
+            JobKind("pbl.agent_reply", "interactive", label=_("Agent reply")),
+            JobKind("pbl.judge", "interactive", label=_("Milestone judgement")),
         )
         # The orchestrator: its loop (Celery beat, settings.CELERY_BEAT_SCHEDULE) and its
         # per-learner trigger; no Job rows, nobody waits on them.

@@ -11,8 +11,8 @@ class TablesConfig(AppConfig):
         from apps.jobs.kinds import JobKind, register_job_kinds
 
         register_job_kinds(
-            JobKind(
-                "tables.ask", "interactive", label=_("Table question")
-            ),  # a question: the model writes code, the sandbox runs it
-            JobKind("tables.run", "cpu", label=_("Edited code run")),  # code the user edited, run in the sandbox alone
+            # A question: the model writes code, the sandbox runs it.
+            JobKind("tables.ask", "interactive", label=_("Table question")),
+            # Code the user edited, run in the sandbox alone.
+            JobKind("tables.run", "cpu", label=_("Edited code run")),
         )
