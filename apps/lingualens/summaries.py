@@ -5,9 +5,12 @@ from apps.lingualens.models import FeatureScore, LinguisticFeature
 
 
 def best_layers(feature: LinguisticFeature) -> list[dict]:
-    """Best FRC per layer for one linguistic feature: [{layer, frc, latent, sae}] sorted by layer."""
+    """The chosen latent per layer for one linguistic feature: [{layer, frc, fic, latent, sae}]
+    sorted by layer. Chosen means rank 0, picked on the selection pairs: taking whichever of an
+    SAE's top latents scored best on the held-out pairs would pick on them again (and show a
+    latent without FIC). Where several SAEs share a layer, the one whose choice scored best."""
     rows = {}
-    for score in feature.scores.select_related("sae__run").order_by("layer", "-frc", "rank"):
+    for score in feature.scores.filter(rank=0).select_related("sae__run").order_by("layer", "-frc"):
         rows.setdefault(score.layer, score)
     return [
         {

@@ -371,3 +371,18 @@ def test_layer_past_the_models_last_is_refused(client_for, researcher, gemma):
     assert past_the_end.status_code == 422
     assert "between 0 and 17" in past_the_end.json()["detail"]
     assert services.model_dims("gemma3-270m") == (18, 640)
+
+
+def test_best_latent_per_layer_is_the_one_chosen_on_the_selection_pairs(stored_sae):
+    """The feature page once showed the rank-3 latent because it happened to score best on the
+    held-out pairs (picking on them again, and with no FIC); the chosen latent is rank 0."""
+    from apps.lingualens import summaries
+
+    passive = LinguisticFeature.objects.get(name="Passive voice")
+    chosen = passive.scores.get(sae=stored_sae, rank=0)
+    FeatureScore.objects.create(
+        sae=stored_sae, feature=passive, latent_index=99, layer=chosen.layer, rank=3, ps=1, pn=1, frc=1.0
+    )
+    [row] = summaries.best_layers(passive)
+    assert row["latent"] == chosen.latent_index
+    assert row["fic"] == chosen.fic
