@@ -356,11 +356,11 @@ def _score(sae: SAE, backend, report) -> None:
     if sae.scored:
         return
     # Features scored by an earlier link keep their scores.
-    done = FeatureScore.objects.filter(sae=sae).values_list("feature_id", flat=True)
+    done = set(FeatureScore.objects.filter(sae=sae).values_list("feature_id", flat=True))
     todo = list(LinguisticFeature.objects.exclude(pk__in=done).values_list("pk", flat=True))
     clock = time.monotonic()
-    if todo:
-        pipeline.score_sae(sae, backend, report, todo)
+    if todo:  # progress counts the earlier link's features: "Scored 2/48", not "2/47"
+        pipeline.score_sae(sae, backend, report, todo, already=len(done))
     SAE.objects.filter(pk=sae.pk).update(scored=True)
     sae.refresh_from_db()
     _note(sae, score_seconds=sae.metrics.get("score_seconds", 0.0) + time.monotonic() - clock)

@@ -302,9 +302,11 @@ def score_sae(
     fic_latents: int = 1,
     fic_pairs: int = 8,
     top: int = 5,
+    already: int = 0,
 ) -> dict:
     """Score the SAE against each linguistic feature: latents chosen on one half of its pairs,
-    PS/PN/FRC with an interval and the random floor on the other, FIC on held-out pairs."""
+    PS/PN/FRC with an interval and the random floor on the other, FIC on held-out pairs.
+    `already`: features an earlier run scored (a resumed chain), counted in the progress."""
     from apps.lingualens import scoring
     from apps.lingualens.steering import latent_scale
 
@@ -350,7 +352,8 @@ def score_sae(
             FeatureScore.objects.filter(sae=sae, feature=feature).delete()
             FeatureScore.objects.bulk_create(scores)
         summary[feature.name] = [[r["latent"], round(r["frc"], 3)] for r in found["rows"][:3]]
-        progress(number / len(features), message(SCORED, done=number, total=len(features), feature=feature.name))
+        done, total = already + number, already + len(features)
+        progress(done / total, message(SCORED, done=done, total=total, feature=feature.name))
     SAE.objects.filter(pk=sae.pk).update(scored=True)
     return summary
 

@@ -127,9 +127,9 @@ def test_the_chain_runs_in_links_and_resumes_from_disk(
     stages = []  # (stage, layer) in the order the links ran them
 
     def recorded(name, real):
-        def call(sae, *args):
+        def call(sae, *args, **kwargs):
             stages.append((name, sae.layer))
-            return real(sae, *args)
+            return real(sae, *args, **kwargs)
 
         return call
 
