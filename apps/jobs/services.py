@@ -4,6 +4,7 @@ Each change is saved first and published after commit, so a page that reloads
 always shows at least what the WebSocket said."""
 
 import logging
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -114,7 +115,7 @@ RECENT_FOR_ESTIMATE = 20
 
 
 def _median(values: list[float]) -> float | None:
-    return sorted(values)[len(values) // 2] if values else None
+    return statistics.median_high(values) if values else None
 
 
 def queue_wait(job: Job) -> QueueWait | None:
