@@ -13,8 +13,9 @@
     .venv/bin/python bench/lingualens_default.py [--job ID]
         the report on a stored set (default: the latest default set): per SAE, the held-out FRC of
         each feature's best latent (median, share >= 0.8, share above the random floor, share whose
-        interval clears it), the FIC gap over random directions, explanation detection against the
-        shuffled-explanation control, and the time of each stage.
+        interval clears it; apart for features held out by span and by pair), the FIC gap over
+        random directions, explanation detection against the shuffled-explanation control, and the
+        time of each stage.
 
 Needs DATABASE_URL (a bench database, `make bench-db`). Prints figures; asserts nothing.
 """
@@ -151,13 +152,19 @@ def reexplain(job_id: int | None, limit: int, layers: list[int] | None) -> None:
 def report(job_id: int | None) -> None:
     from apps.jobs.models import Job
     from apps.lingualens import default_set
-    from apps.lingualens.models import FeatureScore, Latent
+    from apps.lingualens.models import FeatureScore, Latent, LinguisticFeature
+    from apps.lingualens.pair_split import MAX_PAIRS, split_by_word
 
     job = Job.objects.get(pk=job_id) if job_id else default_set.latest_job()
     if job is None:
         print("no default set in this database: run make up, or --run-small")
         return
     run, saes = default_set.set_objects(job)
+    # How scoring split each feature's pairs (pair_split.py): by span, held-out FRC asks about new words.
+    split_kinds = {
+        feature.pk: split_by_word(list(feature.pairs.all()[:MAX_PAIRS]))
+        for feature in LinguisticFeature.objects.prefetch_related("pairs")
+    }
     print(
         f"set of job {job.pk}: {run.model_name}, {run.n_tokens:,} tokens ({len(run.corpus.texts):,} texts), "
         f"layers {run.layers}; collection {run.seconds or 0:.0f} s = {run.n_tokens / max(run.seconds or 1, 1):,.0f} "
@@ -209,6 +216,16 @@ def report(job_id: int | None) -> None:
             print(
                 f"  random floor median {median(floors)}; above it {share(above)}; interval clear of it {share(clear)}"
             )
+            for by_word, label in ((True, "held out by span"), (False, "held out by pair (under 4 marked spans)")):
+                kind = [s for s in best if split_kinds[s.feature_id] == by_word]
+                frc, kind_clear = [s.frc for s in kind], [bool(s.beats_floor) for s in kind]
+                if len(frc) > 1:
+                    quartiles = statistics.quantiles(frc, n=4)
+                    print(
+                        f"    {label}, {len(frc)} features: median {median(frc)}, quartiles "
+                        f"{quartiles[0]:.2f}-{quartiles[2]:.2f}, min {min(frc):.2f}, share >= 0.8 "
+                        f"{share([x >= 0.8 for x in frc])}, clear of the floor {share(kind_clear)}"
+                    )
             print(
                 f"  FIC gap over random directions (nats, mean of enhance and ablate): median {median(gaps, '+.3f')}; "
                 f"where the latent clears the floor: median {median(gaps_clear, '+.3f')} "

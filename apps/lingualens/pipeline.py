@@ -31,6 +31,7 @@ from apps.lingualens.models import (
     RunStatus,
     SteeringRun,
 )
+from apps.lingualens.pair_split import MAX_PAIRS
 from apps.lingualens.progress import (
     METRICS,
     READING,
@@ -298,7 +299,7 @@ def score_sae(
     backend,
     progress: Callable[[float, str], None],
     feature_ids=None,
-    max_pairs: int = 200,
+    max_pairs: int = MAX_PAIRS,
     fic_latents: int = 1,
     fic_pairs: int = 8,
     top: int = 5,
@@ -492,7 +493,7 @@ def score_job(job: Job, backend=None) -> dict:
         backend,
         _progress(job, 0.0, 1.0),
         p.get("feature_ids"),
-        p.get("max_pairs", 200),
+        p.get("max_pairs", MAX_PAIRS),
         p.get("fic_latents", 1),
         p.get("fic_pairs", 8),
     )

@@ -1,7 +1,7 @@
 """Scores that discriminate (LinguaLens paper, with an honest split), run in workers.
 
 For each linguistic feature the pairs are split in two (by marked word where the feature has
-several, split_pairs): on the *selection* half each latent gets the activation threshold that
+several, pair_split.py): on the *selection* half each latent gets the activation threshold that
 maximises its FRC and the latents are ranked; on the *held-out* half the chosen latents are
 scored with that threshold. Choosing among thousands of latents and reporting on the same two
 dozen pairs gave FRC 1.000 for every feature; held-out scores do not have that bias.
@@ -20,17 +20,17 @@ dozen pairs gave FRC 1.000 for every feature; held-out scores do not have that b
 - FIC: ablating / enhancing the latent against random directions of the same norm, on held-out
   pairs (pipeline.fic_score)."""
 
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from apps.lingualens.pair_split import split_pairs
+
 QUANTILES = np.linspace(0.1, 0.9, 9)
 BOOTSTRAP = 1000
 SHUFFLES = 8
-MIN_SPANS = 4  # fewer different spans (吗, "very", "Thank you"): the feature is its marker, split by pair
 
 
 @dataclass(frozen=True)
@@ -40,24 +40,6 @@ class PairText:
     sentence: str
     counterfactual: str
     span: str
-
-
-def split_pairs(pairs: Sequence) -> tuple[list, list]:
-    """(selection, held-out). Where a feature is marked by at least MIN_SPANS different spans
-    ("cooked", "moved", ...), whole spans go to one side, so the held-out pairs ask whether the
-    latent marks the feature on words it was not chosen on. Split by pair, a latent that only
-    recognises "cooked" scored 1.0 on held-out pairs that said "cooked" again, and almost every
-    feature looked alike. Spans (or, for features with fewer spans, pairs) are ordered by a hash
-    of their text and alternately assigned: the same catalogue always splits the same way."""
-    ranked = sorted(pairs, key=lambda p: zlib.crc32(f"{p.sentence}\t{p.counterfactual}".encode()))
-    spans = sorted({p.span for p in ranked}, key=lambda span: zlib.crc32(span.encode()))
-    if len(spans) >= MIN_SPANS:
-        held_spans = set(spans[1::2])
-        selection = [p for p in ranked if p.span not in held_spans]
-        held_out = [p for p in ranked if p.span in held_spans]
-        if min(len(selection), len(held_out)) >= len(ranked) // 4:  # one span holding most pairs: by pair
-            return selection, held_out
-    return ranked[0::2], ranked[1::2]
 
 
 def counterfactual_region(sentence: str, counterfactual: str, span: str) -> tuple[int, int]:

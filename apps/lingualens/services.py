@@ -30,6 +30,7 @@ from apps.lingualens.models import (
     RunStatus,
     check_pair,
 )
+from apps.lingualens.pair_split import MAX_PAIRS
 
 TRAIN_KIND = "lingualens.train"
 SCORE_KIND = "lingualens.score"
@@ -514,14 +515,19 @@ def restart_training(user, sae: SAE, resume: bool = True) -> SAE:
 
 
 def start_scoring(
-    user, sae: SAE, feature_ids: list[int] | None = None, max_pairs: int = 200, fic_latents: int = 1, fic_pairs: int = 8
+    user,
+    sae: SAE,
+    feature_ids: list[int] | None = None,
+    max_pairs: int = MAX_PAIRS,
+    fic_latents: int = 1,
+    fic_pairs: int = 8,
 ) -> Job:
     if sae.status not in (RunStatus.COMPLETE, RunStatus.PARTIAL) or not sae_dir(sae).joinpath("cfg.json").exists():
         raise LensInputError("train the SAE before scoring it")
     params = {
         "sae_id": sae.pk,
         "feature_ids": feature_ids,
-        "max_pairs": int_in_range(max_pairs, "pairs", 1, 200),
+        "max_pairs": int_in_range(max_pairs, "pairs", 1, MAX_PAIRS),
         "fic_latents": int_in_range(fic_latents, "FIC latents", 0, 10),
         "fic_pairs": int_in_range(fic_pairs, "FIC pairs", 1, 100),
     }

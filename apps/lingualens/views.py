@@ -26,6 +26,7 @@ from apps.lingualens.models import (
     RunStatus,
     SteeringRun,
 )
+from apps.lingualens.pair_split import MAX_PAIRS, split_by_word, split_pairs
 
 AREA = "lingualens"
 
@@ -267,14 +268,36 @@ def feature_context(feature: LinguisticFeature, typed=None) -> dict:
     scores = list(FeatureScore.objects.filter(feature=feature).select_related("sae__run").order_by("layer", "rank"))
     for score in scores:
         score.fid = score.sae.feature_id(score.latent_index)
+    pairs = list(feature.pairs.all())
+    split = pair_split_context(pairs)
     return {
         "feature": feature,
-        "pairs": feature.pairs.all(),
+        "pairs": pairs,
+        "split": split,
+        # Pairs added after scoring change the halves; the scores then describe the old ones.
+        "scores_predate_pairs": any(s.n_heldout and s.n_heldout != split["held_out"] for s in scores),
         "layers": summaries.best_layers(feature),
         "scores": scores,
         "others": others,
         "other_language": dict(Language.choices)[other_language],
         "typed": typed or {},
+    }
+
+
+def pair_split_context(pairs: list) -> dict:
+    """How scoring splits these pairs (pair_split.py), for the page: each pair gets its `half`."""
+    scored = pairs[:MAX_PAIRS]
+    selection, held_out = split_pairs(scored)
+    held_ids = {pair.pk for pair in held_out}
+    for number, pair in enumerate(pairs):
+        pair.half = "unscored" if number >= MAX_PAIRS else "held_out" if pair.pk in held_ids else "selection"
+    return {
+        "by_word": split_by_word(scored),
+        "spans": len({pair.span for pair in scored}),
+        "selection": len(selection),
+        "held_out": len(held_out),
+        "selection_spans": len({pair.span for pair in selection}),
+        "held_out_spans": len({pair.span for pair in held_out}),
     }
 
 

@@ -5,18 +5,19 @@ import numpy as np
 import pytest
 
 from apps.lingualens import scoring
+from apps.lingualens.pair_split import split_by_word, split_pairs
 from apps.lingualens.scoring import PairText
 from tests.lingualens.test_views_api import stored_sae  # noqa: F401  (a fixture)
 
 
 def test_split_is_stable_balanced_and_disjoint():
     pairs = [PairText(f"s{i} x", f"c{i}", "x") for i in range(11)]
-    selection, held_out = scoring.split_pairs(pairs)
+    selection, held_out = split_pairs(pairs)
     assert len(selection) == 6
     assert len(held_out) == 5
     assert not set(selection) & set(held_out)
     # Adding pairs or shuffling them does not move the old ones to the other side.
-    again = scoring.split_pairs(list(reversed(pairs)))
+    again = split_pairs(list(reversed(pairs)))
     assert again == (selection, held_out)
 
 
@@ -25,14 +26,17 @@ def test_a_feature_with_several_marked_words_is_split_by_word():
     marker (吗) or one word holding most pairs is split by pair."""
     verbs = ["cooked", "moved", "painted", "washed", "opened", "closed"]
     pairs = [PairText(f"Ann {verb} it {i}.", f"Ann {verb[:-1]}s it {i}.", verb) for verb in verbs for i in range(5)]
-    selection, held_out = scoring.split_pairs(pairs)
+    selection, held_out = split_pairs(pairs)
     assert {p.span for p in selection}.isdisjoint({p.span for p in held_out})
     assert len(selection) == len(held_out) == 15  # three verbs a side
-    assert scoring.split_pairs(list(reversed(pairs))) == (selection, held_out)
+    assert split_pairs(list(reversed(pairs))) == (selection, held_out)
+    assert split_by_word(pairs)
     marker = [PairText(f"他来了{i}吗？", f"他来了{i}。", "吗") for i in range(10)]
-    assert [len(half) for half in scoring.split_pairs(marker)] == [5, 5]
+    assert [len(half) for half in split_pairs(marker)] == [5, 5]
+    assert not split_by_word(marker)
     mostly_very = [PairText(f"a{i} very b", f"a{i} b", "very") for i in range(24)] + pairs[::5]
-    first, second = scoring.split_pairs(mostly_very)
+    first, second = split_pairs(mostly_very)
+    assert not split_by_word(mostly_very)
     assert len(first) == len(second) == 15
     assert "very" in {p.span for p in first} & {p.span for p in second}
 

@@ -19,6 +19,7 @@ from apps.lingualens.models import (
     RunStatus,
     SteeringRun,
 )
+from apps.lingualens.pair_split import split_pairs
 
 pytestmark = pytest.mark.django_db
 
@@ -153,6 +154,30 @@ def test_linguistic_feature_page_cross_lingual_and_bad_pair(client_for, research
         {"sentence": "The cake was eaten.", "counterfactual": "They ate the cake.", "span": "was eaten"},
     )
     assert passive.pairs.filter(sentence="The cake was eaten.").exists()
+
+
+def test_feature_page_says_which_pairs_are_held_out(client_for, researcher, stored_sae):
+    """The page says how scoring splits this feature's pairs and marks each pair's half; after a pair
+    is added the stored scores no longer match the halves, and the page says so."""
+    client = client_for(researcher)
+    passive = LinguisticFeature.objects.get(name="Passive voice")
+    selection, held_out = split_pairs(list(passive.pairs.all()))
+    page = client.get(f"/lingualens/catalogue/{passive.pk}/").content.decode()
+    spans = len({p.span for p in held_out})
+    assert f"scored on {spans} other spans ({len(held_out)} pairs)" in page
+    assert page.count('class="pair-held_out"') == len(held_out)
+    assert page.count('class="pair-selection"') == len(selection)
+    assert "score the SAE again" not in page
+    marker = LinguisticFeature.objects.get(name="Question particle 吗")
+    page = client.get(f"/lingualens/catalogue/{marker.pk}/").content.decode()
+    assert "this feature has 1 marked span, too few to hold whole spans out" in page
+    FeatureScore.objects.filter(feature=passive).update(n_select=len(selection), n_heldout=len(held_out))
+    assert "score the SAE again" not in client.get(f"/lingualens/catalogue/{passive.pk}/").content.decode()
+    client.post(
+        f"/lingualens/catalogue/{passive.pk}/",
+        {"sentence": "The kite was flown by Zoe.", "counterfactual": "Zoe flew the kite.", "span": "was flown by"},
+    )
+    assert "score the SAE again" in client.get(f"/lingualens/catalogue/{passive.pk}/").content.decode()
 
 
 def test_catalogue_import_view_and_export(client_for, researcher, catalogue):
