@@ -27,18 +27,19 @@ up: $(STAMP) fonts
 
 # Charts are measured with a CJK font (their Chinese labels), and screenshots of pages draw
 # Chinese and other scripts (promoted tokens) with Noto. `make up` tries without failing: the app
-# runs without them (charts then measure Chinese with DejaVu); `make test` needs them.
+# runs without them (charts then measure Chinese with DejaVu); `make test` needs them
+# (`chromium` runs this with FONTS_MISSING=false, so a failed install stops it).
+FONTS_MISSING ?= echo "not installed (needs apt and root), going on without:"
 fonts:
 	@fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk) \
-		|| echo "fonts-noto-cjk could not be installed (needs apt and root): charts measure Chinese without it"
+		|| $(FONTS_MISSING) fonts-noto-cjk
 	@fc-list 2>/dev/null | grep -qi "Noto Sans Ethiopic" || (apt-get update -qq && apt-get install -y -qq fonts-noto-core) \
-		|| echo "fonts-noto-core could not be installed (needs apt and root)"
+		|| $(FONTS_MISSING) fonts-noto-core
 
 # Browser tests need Debian's chromium and the fonts.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
-	@fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk)
-	@fc-list 2>/dev/null | grep -qi "Noto Sans Ethiopic" || (apt-get update -qq && apt-get install -y -qq fonts-noto-core)
+	@$(MAKE) --no-print-directory fonts FONTS_MISSING=false
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
