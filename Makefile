@@ -48,9 +48,11 @@ lint: $(STAMP)
 test: $(STAMP) chromium lint
 	$(TEST_ENV) $(PY) -m pytest
 
-# A fresh machine's PostgreSQL has no `atrium` database yet: create it before any bench runs.
+# A fresh machine's PostgreSQL has no `atrium` database yet: create it and its tables before any
+# bench runs (a report on an empty database then says what is missing instead of failing a query).
 bench-db: $(STAMP)
 	$(TEST_ENV) $(PY) -m config.ensure_db
+	$(TEST_ENV) $(PY) manage.py migrate --verbosity 0
 
 # The gpu worker of `make up` runs torch with one thread (Procfile); the bench measures that setting.
 bench: bench-db

@@ -10,6 +10,9 @@
         catalogue unless --no-scores; the assistant server for explanations), then the report below;
     .venv/bin/python bench/lingualens_default.py --reexplain --job ID [--explain 12] [--layers 6]
         explain a stored set's SAEs again with the current explain.py, then the report;
+    .venv/bin/python bench/lingualens_default.py --compare-splits [--job ID] [--layers 3]
+        held-out FRC of each feature's best latent and the random floor with the pairs split by pair
+        and as scoring splits them (by span where it can), recomputed on the stored set's SAEs;
     .venv/bin/python bench/lingualens_default.py [--job ID]
         the report on a stored set (default: the latest default set): per SAE, the held-out FRC of
         each feature's best latent (median, share >= 0.8, share above the random floor, share whose
@@ -149,6 +152,65 @@ def reexplain(job_id: int | None, limit: int, layers: list[int] | None) -> None:
         print(f"L{sae.layer}: {result} in {seconds:.0f} s ({load()})", flush=True)
 
 
+def compare_splits(job_id: int | None, layers: list[int] | None) -> None:
+    """Held-out FRC of each feature's best latent and the random floor, with the pairs split by
+    pair and as scoring splits them (by span where a feature has several: pair_split.py), on the
+    stored set's trained SAEs. Recomputed here from the SAE weights (no FIC), so the two splits
+    are compared on the same latents; nothing is stored."""
+    import numpy as np
+    import torch
+
+    from apps.jobs.models import Job
+    from apps.lingualens import default_set, scoring
+    from apps.lingualens import sae as sae_lib
+    from apps.lingualens.models import LinguisticFeature
+    from apps.lingualens.pair_split import MAX_PAIRS, split_by_pair, split_by_word, split_pairs
+    from apps.lingualens.pipeline import lens_backend
+    from apps.lingualens.services import sae_dir
+
+    job = Job.objects.get(pk=job_id) if job_id else default_set.latest_job()
+    run, saes = default_set.set_objects(job)
+    backend = lens_backend(run.model_name)
+    features = list(LinguisticFeature.objects.prefetch_related("pairs"))
+    for sae in saes:
+        if (layers and sae.layer not in layers) or not sae_dir(sae).joinpath("cfg.json").exists():
+            continue
+        model = sae_lib.TopKSAE.load(sae_dir(sae))
+
+        def encode(hidden, model=model):
+            with torch.no_grad():
+                return model.encode(hidden.float())
+
+        started = time.monotonic()
+        found = {"by pair": [], "as scored": []}
+        for feature in features:
+            pairs = list(feature.pairs.all()[:MAX_PAIRS])
+            spans, regions = scoring.pair_hidden(backend, sae.layer, pairs)
+            s, c = scoring.max_activations(spans, encode), scoring.max_activations(regions, encode)
+            row = {id(pair): i for i, pair in enumerate(pairs)}
+            for name, split in (("by pair", split_by_pair), ("as scored", split_pairs)):
+                selection, held_out = split(pairs)
+                sel = np.array([row[id(p)] for p in selection])
+                held = np.array([row[id(p)] for p in held_out])
+                acts = (s[sel], c[sel], s[held], c[held])
+                best = scoring.evaluate(*acts, top=1, seed=sae.seed)
+                floor = scoring.floor_frc(*acts, seed=sae.seed)
+                frc, low = (best[0]["frc"], best[0]["frc_low"]) if best else (0.0, 0.0)
+                found[name].append((feature.name, frc, low > floor, floor, split_by_word(pairs)))
+        seconds = time.monotonic() - started
+        print(f"\n{sae.model_name}@{sae.slug} (layer {sae.layer}): {len(features)} features, {seconds:.0f} s")
+        for name, rows in found.items():
+            frc = [r[1] for r in rows]
+            q = statistics.quantiles(frc, n=4)
+            print(
+                f"  {name:9}: held-out FRC median {median(frc)}, quartiles {q[0]:.2f}-{q[2]:.2f}, min {min(frc):.2f}, "
+                f"share >= 0.8 {share([x >= 0.8 for x in frc])}, interval clear of the floor "
+                f"{share([r[2] for r in rows])}, floor median {median([r[3] for r in rows])}"
+            )
+        lowest = sorted((r for r in found["as scored"] if r[4]), key=lambda r: r[1])[:6]
+        print("  lowest held out by span: " + ", ".join(f"{r[0]} {r[1]:.2f} (floor {r[3]:.2f})" for r in lowest))
+
+
 def report(job_id: int | None) -> None:
     from apps.jobs.models import Job
     from apps.lingualens import default_set
@@ -260,6 +322,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, nargs="+", default=None, help="layers of the --run-small set")
     parser.add_argument("--no-scores", action="store_true", help="--run-small without catalogue scoring")
     parser.add_argument("--reexplain", action="store_true", help="explain a stored set again (--explain latents)")
+    parser.add_argument("--compare-splits", action="store_true", help="held-out FRC split by pair and by span")
     args = parser.parse_args()
 
     import django
@@ -273,6 +336,9 @@ def main() -> None:
         job_id = run_small(args.tokens or 150_000, args.explain, args.layers, args.no_scores)
     elif args.reexplain:
         reexplain(job_id, args.explain, args.layers)
+    elif args.compare_splits:
+        compare_splits(job_id, args.layers)
+        return
     report(job_id)
 
 
