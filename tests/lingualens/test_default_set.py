@@ -84,6 +84,11 @@ def test_pages_state_the_wait_while_it_runs(researcher, client_for):
     zh = client.get("/lingualens/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "默认 SAE 集" in zh
     assert f"第 {default_set.LAYERS[0]} 层约 {state['next_minutes']} 分钟后可以浏览。" in zh
+    # An SAE still waiting says what comes once it is trained, instead of empty panels.
+    waiting = SAE.objects.filter(pk__in=job.params["sae_ids"]).first()
+    page = client.get(f"/lingualens/saes/{waiting.slug}/").content.decode()
+    assert "It is scored against the catalogue once it is trained." in page
+    assert 'id="explain-waits"' in page or "Explanations need the workers" in page
 
     # Once the first SAE is trained, scored and explained, the notice links it and counts to the next.
     first, second = SAE.objects.filter(pk__in=job.params["sae_ids"]).order_by("layer")[:2]
