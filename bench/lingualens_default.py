@@ -164,7 +164,7 @@ def compare_splits(job_id: int | None, layers: list[int] | None) -> None:
     from apps.lingualens import default_set, scoring
     from apps.lingualens import sae as sae_lib
     from apps.lingualens.models import LinguisticFeature
-    from apps.lingualens.pair_split import MAX_PAIRS, split_by_pair, split_by_word, split_pairs
+    from apps.lingualens.pair_split import MAX_PAIRS, split_by_pair, split_pairs, splits_by_span
     from apps.lingualens.pipeline import lens_backend
     from apps.lingualens.services import sae_dir
 
@@ -196,7 +196,7 @@ def compare_splits(job_id: int | None, layers: list[int] | None) -> None:
                 best = scoring.evaluate(*acts, top=1, seed=sae.seed)
                 floor = scoring.floor_frc(*acts, seed=sae.seed)
                 frc, low = (best[0]["frc"], best[0]["frc_low"]) if best else (0.0, 0.0)
-                found[name].append((feature.name, frc, low > floor, floor, split_by_word(pairs)))
+                found[name].append((feature.name, frc, low > floor, floor, splits_by_span(pairs)))
         seconds = time.monotonic() - started
         print(f"\n{sae.model_name}@{sae.slug} (layer {sae.layer}): {len(features)} features, {seconds:.0f} s")
         for name, rows in found.items():
@@ -215,7 +215,7 @@ def report(job_id: int | None) -> None:
     from apps.jobs.models import Job
     from apps.lingualens import default_set
     from apps.lingualens.models import FeatureScore, Latent, LinguisticFeature
-    from apps.lingualens.pair_split import MAX_PAIRS, split_by_word
+    from apps.lingualens.pair_split import MAX_PAIRS, splits_by_span
 
     job = Job.objects.get(pk=job_id) if job_id else default_set.latest_job()
     if job is None:
@@ -224,7 +224,7 @@ def report(job_id: int | None) -> None:
     run, saes = default_set.set_objects(job)
     # How scoring split each feature's pairs (pair_split.py): by span, held-out FRC asks about new words.
     split_kinds = {
-        feature.pk: split_by_word(list(feature.pairs.all()[:MAX_PAIRS]))
+        feature.pk: splits_by_span(list(feature.pairs.all()[:MAX_PAIRS]))
         for feature in LinguisticFeature.objects.prefetch_related("pairs")
     }
     print(
@@ -278,8 +278,8 @@ def report(job_id: int | None) -> None:
             print(
                 f"  random floor median {median(floors)}; above it {share(above)}; interval clear of it {share(clear)}"
             )
-            for by_word, label in ((True, "held out by span"), (False, "held out by pair (under 4 marked spans)")):
-                kind = [s for s in best if split_kinds[s.feature_id] == by_word]
+            for by_span, label in ((True, "held out by span"), (False, "held out by pair (under 4 marked spans)")):
+                kind = [s for s in best if split_kinds[s.feature_id] == by_span]
                 frc, kind_clear = [s.frc for s in kind], [bool(s.beats_floor) for s in kind]
                 if len(frc) > 1:
                     quartiles = statistics.quantiles(frc, n=4)

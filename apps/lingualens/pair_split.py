@@ -26,8 +26,8 @@ def split_by_pair(pairs: Sequence) -> tuple[list, list]:
     return ranked[0::2], ranked[1::2]
 
 
-def split_by_word(pairs: Sequence) -> bool:
-    """Whether split_pairs holds out whole marked words for these pairs (else single pairs)."""
+def splits_by_span(pairs: Sequence) -> bool:
+    """Whether split_pairs holds out whole spans of these pairs (else single pairs)."""
     return _split_by_span(list(pairs)) is not None
 
 

@@ -26,7 +26,7 @@ from apps.lingualens.models import (
     RunStatus,
     SteeringRun,
 )
-from apps.lingualens.pair_split import MAX_PAIRS, split_by_word, split_pairs
+from apps.lingualens.pair_split import MAX_PAIRS, split_pairs, splits_by_span
 
 AREA = "lingualens"
 
@@ -292,7 +292,7 @@ def pair_split_context(pairs: list) -> dict:
     for number, pair in enumerate(pairs):
         pair.half = "unscored" if number >= MAX_PAIRS else "held_out" if pair.pk in held_ids else "selection"
     return {
-        "by_word": split_by_word(scored),
+        "by_span": splits_by_span(scored),
         "spans": len({pair.span for pair in scored}),
         "selection": len(selection),
         "held_out": len(held_out),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from apps.lingualens import scoring
-from apps.lingualens.pair_split import split_by_pair, split_by_word, split_pairs
+from apps.lingualens.pair_split import split_by_pair, split_pairs, splits_by_span
 from apps.lingualens.scoring import PairText
 from tests.lingualens.test_views_api import stored_sae  # noqa: F401  (a fixture)
 
@@ -30,17 +30,17 @@ def test_a_feature_with_several_marked_words_is_split_by_word():
     assert {p.span for p in selection}.isdisjoint({p.span for p in held_out})
     assert len(selection) == len(held_out) == 15  # three verbs a side
     assert split_pairs(list(reversed(pairs))) == (selection, held_out)
-    assert split_by_word(pairs)
+    assert splits_by_span(pairs)
     by_pair = split_by_pair(pairs)  # the bench's comparison: the same pairs alternately, words on both sides
     assert [len(half) for half in by_pair] == [15, 15]
     assert {p.span for p in by_pair[0]} & {p.span for p in by_pair[1]}
     marker = [PairText(f"他来了{i}吗？", f"他来了{i}。", "吗") for i in range(10)]
     assert [len(half) for half in split_pairs(marker)] == [5, 5]
-    assert not split_by_word(marker)
+    assert not splits_by_span(marker)
     assert split_pairs(marker) == split_by_pair(marker)
     mostly_very = [PairText(f"a{i} very b", f"a{i} b", "very") for i in range(24)] + pairs[::5]
     first, second = split_pairs(mostly_very)
-    assert not split_by_word(mostly_very)
+    assert not splits_by_span(mostly_very)
     assert len(first) == len(second) == 15
     assert "very" in {p.span for p in first} & {p.span for p in second}
 
