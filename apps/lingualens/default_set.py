@@ -359,8 +359,13 @@ def _score(sae: SAE, backend, report) -> None:
     done = set(FeatureScore.objects.filter(sae=sae).values_list("feature_id", flat=True))
     todo = list(LinguisticFeature.objects.exclude(pk__in=done).values_list("pk", flat=True))
     clock = time.monotonic()
-    if todo:  # progress counts the earlier link's features: "Scored 2/48", not "2/47"
-        pipeline.score_sae(sae, backend, report, todo, already=len(done))
+    try:
+        if todo:  # progress counts the earlier link's features: "Scored 2/48", not "2/47"
+            pipeline.score_sae(sae, backend, report, todo, already=len(done))
+    except ContinueLater:
+        # A link that stops mid-way keeps its time: the wait estimate and the bench add it up.
+        _note(sae, score_seconds=sae.metrics.get("score_seconds", 0.0) + time.monotonic() - clock)
+        raise
     SAE.objects.filter(pk=sae.pk).update(scored=True)
     sae.refresh_from_db()
     _note(sae, score_seconds=sae.metrics.get("score_seconds", 0.0) + time.monotonic() - clock)
