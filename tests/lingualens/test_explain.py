@@ -226,6 +226,13 @@ def test_explanation_shows_on_pages_and_is_searchable(client_for, researcher, st
     assert "passive &lt;b&gt;voice" in sae_page
     found = client.get("/lingualens/search/?q=auxiliaries").content.decode()
     assert stored_sae.feature_id(3) in found
+    # A dense latent gets no held-out silent snippets: its explanation says it is not scored.
+    Latent.objects.filter(sae=stored_sae, index=3).update(
+        explanation_score=None, explanation_detail={"firing": 0, "silent": 0, "judged": True}
+    )
+    page = client.get(f"/lingualens/features/{stored_sae.feature_id(3)}/").content.decode()
+    assert "Not scored: too few held-out snippets" in page
+    assert "(not scored)" in client.get(f"/lingualens/saes/{stored_sae.slug}/").content.decode()
 
 
 @pytest.mark.model
