@@ -418,6 +418,7 @@ def latent_detail(request, feature_id: str):
         {
             "sae": sae,
             "latent": latent,
+            "density_percent": percent_text(latent.density) if latent else None,
             "index": index,
             "feature_id": sae.feature_id(index),
             "scores": scores,
@@ -430,6 +431,13 @@ def latent_detail(request, feature_id: str):
             "next_id": sae.feature_id(index + 1) if index + 1 < sae.width else None,
         },
     )
+
+
+def percent_text(share: float) -> str:
+    """A share as a percentage with two significant digits under 10%: a rare latent (0.033% of
+    tokens) does not read as 0%."""
+    percent = share * 100
+    return f"{percent:.0f}" if percent >= 10 else f"{percent:.2g}"
 
 
 @area_required(AREA)

@@ -115,6 +115,10 @@ def test_feature_page_at_stable_url(client_for, researcher, stored_sae):
     assert "<script>" not in page.split("<main")[1]
     assert "Passive voice" in page
     assert "histogram.svg" in page
+    assert "(1% of tokens)" in page
+    Latent.objects.filter(sae=stored_sae, index=3).update(density=0.00033)  # rare: not "0%"
+    rare = client_for(researcher).get("/lingualens/features/gemma3-270m@l6-w16-k4:3/").content.decode()
+    assert "(0.033% of tokens)" in rare
     svg = client_for(researcher).get("/lingualens/features/gemma3-270m@l6-w16-k4:3/histogram.svg")
     assert svg["Content-Type"] == "image/svg+xml"
     assert b"<svg" in svg.content
