@@ -424,6 +424,7 @@ def run_steering(job: Job, backend=None) -> dict:
         return Job.objects.filter(pk=job.pk, cancel_requested=True).exists()
 
     for side in ("plain", "steered"):
+        side_message = WITH_INTERVENTION if side == "steered" else WITHOUT_INTERVENTION
         send_to_group(job.group_name, {"type": "steer.delta", "side": side, "text": "", "reset": True})
         if side == "plain":
             stream = backend.complete(run.prompt, params, should_stop=should_stop)
@@ -440,9 +441,11 @@ def run_steering(job: Job, backend=None) -> dict:
                 SteeringRun.objects.filter(pk=run.pk).update(
                     output_plain=outputs["plain"], output_steered=outputs["steered"]
                 )
-                side_message = WITH_INTERVENTION if side == "steered" else WITHOUT_INTERVENTION
                 report_progress(job, produced / total, message(side_message, count=len(outputs[side])))
         SteeringRun.objects.filter(pk=run.pk).update(output_plain=outputs["plain"], output_steered=outputs["steered"])
+        # The side's final count: the one above is sent at most once a second, so the finished
+        # page said "93 characters" beside a text of 119.
+        report_progress(job, produced / total, message(side_message, count=len(outputs[side])))
         if should_stop():
             raise JobCancelled
     # The texts are on the SteeringRun, its page shows them side by side: the job has no

@@ -163,6 +163,7 @@ def test_search_and_steering(tiny_sae, gemma, researcher, client_for, django_cap
     run.refresh_from_db()
     out = {"plain": run.output_plain, "steered": run.output_steered}
     assert run.job.status == "succeeded"
+    assert run.job.progress_message == f"With intervention: {len(out['steered'])} characters"  # the final count
     page = client_for(researcher).get(f"/lingualens/steer/{run.job_id}/").content.decode()
     assert "plain_characters" not in page  # the run's page shows the two texts, no counts
     assert 'id="job-result"' not in page
