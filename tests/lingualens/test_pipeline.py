@@ -11,6 +11,7 @@ from django.utils.html import escape
 from apps.jobs.services import JobCancelled, cancel_job, run_job
 from apps.lingualens import pipeline, services, steering
 from apps.lingualens.models import ActivationRun, FeatureScore, Latent, LinguisticFeature, RunStatus
+from apps.lingualens.pair_split import split_pairs
 from apps.lingualens.sae import TopKSAE
 
 pytestmark = [pytest.mark.model, pytest.mark.django_db]
@@ -132,7 +133,8 @@ def test_scoring_chooses_on_one_half_and_reports_on_the_other(tiny_sae, gemma):
         assert scores, feature.name
         best = scores[0]
         # Split by marked word where the feature has several (passive: was painted, was fixed, ...).
-        assert best.n_select + best.n_heldout == 16
+        selection, held_out = split_pairs(list(feature.pairs.all()[:16]))
+        assert (best.n_select, best.n_heldout) == (len(selection), len(held_out))
         assert min(best.n_select, best.n_heldout) >= 4
         # PS, PN and FRC are the held-out ones; FRC is their harmonic mean, inside its interval.
         assert best.frc == pytest.approx(2 * best.ps * best.pn / (best.ps + best.pn) if best.ps + best.pn else 0)
