@@ -188,6 +188,7 @@ def compare_splits(job_id: int | None, layers: list[int] | None) -> None:
             spans, regions = scoring.pair_hidden(backend, sae.layer, pairs)
             s, c = scoring.max_activations(spans, encode), scoring.max_activations(regions, encode)
             row = {id(pair): i for i, pair in enumerate(pairs)}
+            by_span = splits_by_span(pairs)
             for name, split in (("by pair", split_by_pair), ("as scored", split_pairs)):
                 selection, held_out = split(pairs)
                 sel = np.array([row[id(p)] for p in selection])
@@ -196,7 +197,7 @@ def compare_splits(job_id: int | None, layers: list[int] | None) -> None:
                 best = scoring.evaluate(*acts, top=1, seed=sae.seed)
                 floor = scoring.floor_frc(*acts, seed=sae.seed)
                 frc, low = (best[0]["frc"], best[0]["frc_low"]) if best else (0.0, 0.0)
-                found[name].append((feature.name, frc, low > floor, floor, splits_by_span(pairs)))
+                found[name].append((feature.name, frc, low > floor, floor, by_span))
         seconds = time.monotonic() - started
         print(f"\n{sae.model_name}@{sae.slug} (layer {sae.layer}): {len(features)} features, {seconds:.0f} s")
         for name, rows in found.items():
