@@ -83,15 +83,19 @@ def rates(tokens: int) -> None:
     )
     n_saes = len(layers)
     collect_s = default_set.CORPUS_TOKENS / collect
-    train_s = n_saes * default_set.TRAINING_TOKENS / train
-    rest = n_saes * (default_set.STATS_SECONDS + default_set.SCORE_SECONDS + default_set.EXPLAIN_SECONDS)
-    first_s = collect_s + (train_s + rest) / n_saes  # SAEs are finished one after another
+    train_s = default_set.TRAINING_TOKENS / train
+    stage = default_set.Stage
+    plan = [stage("activations", collect_s, 0.0)]
+    for _ in range(n_saes):
+        plan += [stage("train", train_s, 0.0), stage("statistics", default_set.STATS_SECONDS, 0.0)]
+        plan += [stage("score", default_set.SCORE_SECONDS, 0.0), stage("explain", default_set.EXPLAIN_SECONDS, 0.0)]
+    total_s, ready_s = default_set.timeline(plan)  # each explanation beside the next SAE's training
     print(
         f"first-start wait for the full set ({default_set.CORPUS_TOKENS:,} tokens, {n_saes} SAEs of "
-        f"{default_set.TRAINING_TOKENS:,} tokens): collection {collect_s / 60:.0f} min + training "
-        f"{train_s / 60:.0f} min + statistics, scoring and explanations {rest / 60:.0f} min "
-        f"(default_set.py's per-SAE estimates) = {(collect_s + train_s + rest) / 60:.0f} min; "
-        f"the first SAE finished (trained, scored, explained) after {first_s / 60:.0f} min"
+        f"{default_set.TRAINING_TOKENS:,} tokens): collection {collect_s / 60:.0f} min, then per SAE training "
+        f"{train_s / 60:.0f} min + statistics and scoring {(plan[2].seconds + plan[3].seconds) / 60:.0f} min, "
+        f"its explanations ({plan[4].seconds / 60:.0f} min) beside the next SAE's (default_set.py's estimates) = "
+        f"{total_s / 60:.0f} min; the first SAE finished (trained, scored, explained) after {ready_s[0] / 60:.0f} min"
     )
 
 

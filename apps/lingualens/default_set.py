@@ -5,30 +5,33 @@ builds the corpus (default_corpus.py, about 1.15M tokens of English and Chinese)
 lens model's residual stream after every layer of the set in one forward pass per batch, then
 finishes one SAE after another: trains a TopK SAE on its layer, scores it against the catalogue
 and has the assistant explain its best latents. So the first SAE is complete (browsable, scored,
-explained) after about 40% of the set's wait, not at its end. Each stage is skipped when already
-done and every long stage resumes from disk (activation shards, the trainer's checkpoint, scores
-and explanations saved per feature and latent), so a killed worker, or a stopped `make up`,
-continues where it was.
+explained) after about half of the set's wait, not at its end. An SAE's explanation runs in a
+thread beside the next SAE's training and scoring: it waits on the assistant's server, which
+works on the other core, so the lens model's thread would otherwise sit idle. Each stage is
+skipped when already done and every long stage resumes from disk (activation shards, the
+trainer's checkpoint, scores and explanations saved per feature and latent), so a killed
+worker, or a stopped `make up`, continues where it was.
 
 It runs on the batch queue, with one torch thread (Procfile), so interactive work (search,
 steering, chat) never waits behind it. The LinguaLens pages show its stage and the expected
 wait, from the rates measured while it runs (or the ones measured here before it has any)."""
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from apps.jobs.models import Job, JobStatus
 from apps.jobs.progress_text import localize, made_from, message
-from apps.jobs.services import JobFailed, create_job, fail_job
+from apps.jobs.services import JobCancelled, JobFailed, create_job, fail_job
 from apps.lingualens import default_corpus
 from apps.lingualens.models import SAE, ActivationRun, Corpus, LinguisticFeature, RunStatus
-from apps.lingualens.progress import TRAINING_STEP, WAIT_MARK, WITH_WAIT
+from apps.lingualens.progress import ALONGSIDE, TRAINING_STEP, WAIT_MARK, WITH_WAIT
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +50,10 @@ LOCK_KEY = 0x4C4C4453  # "LLDS": one ensure at a time, even from two starts at o
 # README; load average 3-9): the wait shown before the job has measured its own rates.
 COLLECT_TOKENS_PER_S = 650.0  # three layers, one forward pass (642-661 measured)
 TRAIN_TOKENS_PER_S = 1500.0  # width 4096, k 32 (1,100-3,500 measured, by load)
-STATS_SECONDS = 600.0  # metrics, CE recovered and latent statistics of one SAE over 1M tokens (110-190 s on 150k)
-SCORE_SECONDS = 900.0  # 48 features, held-out FRC and FIC, one SAE (903 s measured)
-EXPLAIN_SECONDS = 1800.0  # 24 latents, an explanation and 20 one-word detection questions each (460-680 s per 8)
+# The real set's first SAE (stop 25, README) gave the three below: 412-418 s, about 18 min, 721-1,101 s.
+STATS_SECONDS = 450.0  # metrics, CE recovered and latent statistics of one SAE over 1M tokens
+SCORE_SECONDS = 1080.0  # 48 features of 80 pairs, held-out FRC and FIC, one SAE
+EXPLAIN_SECONDS = 1200.0  # 24 latents, an explanation and 20 one-word detection questions each
 
 
 def service_owner():
@@ -209,12 +213,34 @@ def is_finished(sae: SAE) -> bool:
     return sae.status == RunStatus.COMPLETE and sae.scored and is_explained(sae)
 
 
+def _is_explanation(index: int) -> bool:
+    """Whether stage `index` of the plan is an SAE's explanation (its fourth stage)."""
+    return index > 0 and index % STAGES_PER_SAE == 0
+
+
+def timeline(plan: list[Stage]) -> tuple[float, list[float]]:
+    """Seconds left until the whole set is done, and until each SAE is, as _work runs the stages:
+    the collection, then each SAE's training, statistics and scoring on the lens model's thread;
+    its explanation starts when its scoring and the previous SAE's explanation have ended, and
+    runs beside the next SAE's training and scoring."""
+    clock = plan[0].left
+    explained = clock
+    ready = []
+    for at in range(1, len(plan), STAGES_PER_SAE):
+        train, statistics, score, explain = plan[at : at + STAGES_PER_SAE]
+        clock = max(clock + train.left + statistics.left + score.left, explained)
+        explained = clock + explain.left
+        ready.append(explained)
+    return max(clock, explained), ready
+
+
 def _next_ready(plan: list[Stage], saes: list[SAE]) -> tuple[int | None, float | None]:
-    """The layer of the next SAE to be finished and the seconds until it is (its stages and all
-    before them); (None, None) when every SAE is."""
+    """The layer of the next SAE to be finished and the seconds until it is; (None, None) when
+    every SAE is."""
+    _, ready = timeline(plan)
     for number, sae in enumerate(saes):
         if not is_finished(sae):
-            return sae.layer, sum(stage.left for stage in plan[: 1 + STAGES_PER_SAE * (number + 1)])
+            return sae.layer, ready[number]
     return None, None
 
 
@@ -234,7 +260,7 @@ def status() -> dict | None:
     except ActivationRun.DoesNotExist:
         return None
     plan = stages(run, saes)
-    seconds_left = sum(stage.left for stage in plan)
+    seconds_left, _ = timeline(plan)
     next_layer, next_seconds = _next_ready(plan, saes)
     return {
         "job": job,
@@ -251,7 +277,7 @@ def status() -> dict | None:
         "collect_measured": _collect_measured(run),
         "train_measured": _train_measured(saes),
         "stopped": job.is_finished,
-        # The job's message without the wait _reporter adds: the notice states the wait once.
+        # The job's message without the wait _Progress adds: the notice states the wait once.
         "step": localize(job.progress_message.split(WAIT_MARK)[0]),
     }
 
@@ -269,24 +295,101 @@ class ContinueLater(Exception):  # noqa: N818  (a signal, not an error)
     state on the way out (shards, checkpoint, scores per feature, explanations per latent)."""
 
 
-def _reporter(job: Job, plan: list[Stage], index: int, started: float, stoppable=None):
-    """Progress of stage `index` mapped onto the whole chain, weighted by estimated durations.
-    Past LINK_SECONDS it raises ContinueLater, where `stoppable(message)` allows (a stage's
-    last steps that cannot resume, such as an SAE's metrics and statistics, run to the end)."""
-    from apps.jobs.services import report_progress
+class _Progress:
+    """The chain's progress while up to two stages run at once (an SAE's explanation beside the
+    next SAE's training and scoring): the job's message shows both, and the wait is the
+    timeline's with the shares each stage reported. Past LINK_SECONDS a report raises
+    ContinueLater, where `stoppable(message)` allows (a stage's last steps that cannot resume,
+    such as an SAE's metrics and statistics, run to the end); `halt` stops the explanation's
+    thread at its next report when the lens model's thread has stopped."""
 
-    total = sum(stage.seconds for stage in plan) or 1.0
-    before = sum(stage.seconds for stage in plan[:index])
+    def __init__(self, job: Job, plan: list[Stage], started: float):
+        self.job, self.plan, self.started = job, plan, started
+        self.lock = threading.Lock()
+        self.shares: dict[int, float] = {}  # stage index -> share done, as reported in this link
+        self.texts: dict[str, tuple[int, str]] = {}  # "main" or "beside" -> (stage index, message)
+        self.whole, _ = timeline([Stage(stage.name, stage.seconds, 0.0) for stage in plan])
+        self.halt = threading.Event()
 
-    def report(fraction: float, text: str) -> None:
-        left = sum(stage.left for stage in plan[index + 1 :]) + plan[index].seconds * (1 - fraction)
-        minutes = max(1, round(left / 60))
-        done = (before + plan[index].seconds * fraction) / total
-        report_progress(job, done, message(WITH_WAIT, step=text, minutes=minutes))
-        if time.monotonic() - started > LINK_SECONDS and (stoppable is None or stoppable(text)):
-            raise ContinueLater
+    def reporter(self, index: int, lane: str = "main", stoppable=None):
+        from apps.jobs.services import report_progress
 
-    return report
+        with self.lock:
+            if lane == "main":  # the lens model's thread moved on: its stages before this one ended
+                for earlier in range(index):
+                    if not _is_explanation(earlier):  # explanations run in the other lane
+                        self.shares[earlier] = 1.0
+
+        def report(fraction: float, text: str) -> None:
+            with self.lock:
+                self.shares[index] = max(self.shares.get(index, 0.0), fraction)
+                self.texts[lane] = (index, text)
+                live = [
+                    Stage(stage.name, stage.seconds, max(stage.done, self.shares.get(at, 0.0)))
+                    for at, stage in enumerate(self.plan)
+                ]
+                left, _ = timeline(live)
+                shown = [self.texts[name][1] for name in ("main", "beside") if name in self.texts]
+                step = shown[0] if len(shown) == 1 else message(ALONGSIDE, step=shown[0], other=shown[1])
+                report_progress(
+                    self.job,
+                    1 - left / (self.whole or 1.0),
+                    message(WITH_WAIT, step=step, minutes=max(1, round(left / 60))),
+                )
+            if lane == "beside" and self.halt.is_set():
+                raise ContinueLater
+            if time.monotonic() - self.started > LINK_SECONDS and (stoppable is None or stoppable(text)):
+                raise ContinueLater
+
+        return report
+
+    def ended(self, index: int, lane: str) -> None:
+        with self.lock:
+            self.shares[index] = 1.0
+            self.texts.pop(lane, None)
+
+
+class _Beside:
+    """One SAE's explanation in a thread beside the lens model's. What it raised (ContinueLater,
+    JobCancelled, an error) is raised by `wait` in the chain's thread."""
+
+    def __init__(self, progress: _Progress):
+        self.progress = progress
+        self.thread: threading.Thread | None = None
+        self.outcome: tuple[str | None, BaseException | None] = (None, None)
+
+    def start(self, sae: SAE, assistant, index: int) -> None:
+        def body() -> None:
+            try:
+                error = _explain(sae, assistant, self.progress.reporter(index, "beside"))
+                self.outcome = (error, None)
+                self.progress.ended(index, "beside")
+            except BaseException as exc:  # noqa: BLE001  (handed to the chain's thread)
+                self.outcome = (None, exc)
+            finally:
+                connections.close_all()  # this thread's own database connection
+
+        self.thread = threading.Thread(target=body, name=f"explain-{sae.slug}", daemon=True)
+        self.thread.start()
+
+    def wait(self) -> str | None:
+        """The explanation's error line (None when it went well); what it raised is raised here."""
+        if self.thread is None:
+            return None
+        self.thread.join()
+        self.thread = None
+        (error, raised), self.outcome = self.outcome, (None, None)
+        if raised is not None:
+            raise raised
+        return error
+
+    def stop(self) -> None:
+        """The chain's thread stopped: the explanation stops at its next report (its latents so
+        far are saved) and the link ends after it."""
+        self.progress.halt.set()
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
 
 
 def run_default_set(job: Job, backend=None, assistant=None) -> dict:
@@ -305,26 +408,34 @@ def _work(job: Job, run: ActivationRun, saes: list[SAE], started: float, backend
     from apps.lingualens import pipeline
 
     backend = backend or pipeline.lens_backend(run.model_name)
-    plan = stages(run, saes)
+    progress = _Progress(job, stages(run, saes), started)
     if run.status != RunStatus.COMPLETE:
-        pipeline.collect_activations(run, backend, _reporter(job, plan, 0, started))
-    timings = {"activations": run.seconds or 0.0}
+        pipeline.collect_activations(run, backend, progress.reporter(0))
     errors = []
-    for number, sae in enumerate(saes):
-        first = 1 + STAGES_PER_SAE * number  # this SAE's training stage in the plan
-        # Training steps stop at a checkpoint; the metrics and statistics after them do not.
-        _train(sae, backend, _reporter(job, plan, first, started, lambda text: made_from(TRAINING_STEP, text)))
-        _score(sae, backend, _reporter(job, plan, first + 2, started))
-        error = _explain(sae, assistant, _reporter(job, plan, first + 3, started))
-        if error:
-            errors.append(error)
+    beside = _Beside(progress)
+    try:
+        for number, sae in enumerate(saes):
+            first = 1 + STAGES_PER_SAE * number  # this SAE's training stage in the plan
+            # Training steps stop at a checkpoint; the metrics and statistics after them do not.
+            _train(sae, backend, progress.reporter(first, stoppable=lambda text: made_from(TRAINING_STEP, text)))
+            _score(sae, backend, progress.reporter(first + 2))
+            progress.ended(first + 2, "main")  # while it waits, the message shows the explanation alone
+            errors.append(beside.wait())  # one explanation at a time: the assistant's server is shared
+            beside.start(sae, assistant, first + 3)
+        errors.append(beside.wait())
+    except BaseException:
+        beside.stop()
+        raise
+    timings = {"activations": run.seconds or 0.0}
+    for sae in saes:
+        sae.refresh_from_db()
         timings[f"train L{sae.layer}"] = sae.train_seconds or 0.0
         timings[f"statistics L{sae.layer}"] = sae.metrics.get("stats_seconds", 0.0)
         timings[f"score L{sae.layer}"] = sae.metrics.get("score_seconds", 0.0)
         timings[f"explain L{sae.layer}"] = sae.metrics.get("explain_seconds", 0.0)
     result = {"saes": [sae.slug for sae in saes], "tokens": run.n_tokens, "seconds": timings}
-    if errors:
-        raise JobFailed("Explanations failed (the next start retries them): " + "; ".join(errors), result)
+    if any(errors):
+        raise JobFailed("Explanations failed (the next start retries them): " + "; ".join(filter(None, errors)), result)
     return result
 
 
@@ -386,7 +497,7 @@ def _explain(sae: SAE, assistant, report) -> str | None:
     try:
         if todo:
             pipeline.explain_sae(sae, EXPLAIN_LATENTS, todo, report, assistant)
-    except ContinueLater:
+    except (ContinueLater, JobCancelled):
         _note(sae, explain_seconds=sae.metrics.get("explain_seconds", 0.0) + time.monotonic() - clock)
         raise
     except Exception as exc:  # the assistant's server may be down: the rest stays usable

@@ -18,3 +18,5 @@ WITH_INTERVENTION = template(gettext_noop("With intervention: {count} characters
 # The default set's chain: a stage's message, then the wait left for the whole set.
 WAIT_MARK = " · about "  # status() cuts the wait off at this mark: the notice states it once
 WITH_WAIT = template(gettext_noop("{step} · about {minutes} min left"), wraps=True)
+# An SAE's explanation runs beside the next SAE's training and scoring: both stages are shown.
+ALONGSIDE = template(gettext_noop("{step}; alongside: {other}"), wraps=True)

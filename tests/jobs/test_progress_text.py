@@ -4,7 +4,7 @@ import pytest
 from django.utils import translation
 
 from apps.jobs.progress_text import localize, made_from, message
-from apps.lingualens.progress import ACTIVATIONS, EXPLAINED, SCORED, TRAINING_STEP, WITH_WAIT
+from apps.lingualens.progress import ACTIVATIONS, ALONGSIDE, EXPLAINED, SCORED, TRAINING_STEP, WITH_WAIT
 
 
 def test_a_message_is_saved_in_english_and_shown_in_chinese():
@@ -25,6 +25,19 @@ def test_a_message_inside_the_chains_wait_is_translated_too():
     assert made_from(WITH_WAIT, saved)
     assert made_from(TRAINING_STEP, step)
     assert not made_from(WITH_WAIT, step)
+
+
+def test_two_stages_at_once_are_both_translated():
+    # An SAE's explanation runs beside the next SAE's training: the chain shows both.
+    training = message(TRAINING_STEP, step=5, steps=245, mse="0.2")
+    explaining = message(EXPLAINED, done=3, total=24, latent=182, explanation="the word 呢")
+    saved = message(WITH_WAIT, step=message(ALONGSIDE, step=training, other=explaining), minutes=90)
+    assert saved == (
+        "SAE step 5/245, normalized MSE 0.2; alongside: Explained 3/24: #182 the word 呢 · about 90 min left"
+    )
+    with translation.override("zh-hans"):
+        shown = localize(saved)
+    assert shown == "SAE 第 5/245 步，归一化均方误差 0.2；同时：已解释 3/24：#182 the word 呢 · 约剩 90 分钟"
 
 
 def test_values_are_kept_as_they_are_even_when_they_look_like_fields():

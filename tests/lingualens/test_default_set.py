@@ -3,6 +3,7 @@ worker; it collects every layer in one forward pass, then trains, scores and exp
 after another; the LinguaLens pages state the wait while it runs, and link each finished SAE."""
 
 import json
+import threading
 from datetime import timedelta
 
 import numpy as np
@@ -10,9 +11,11 @@ import pytest
 from django.utils import timezone
 
 from apps.jobs.models import Job, JobStatus
+from apps.jobs.progress_text import message
 from apps.jobs.services import JobCancelled, run_job
 from apps.lingualens import default_corpus, default_set, pipeline, services
 from apps.lingualens.models import SAE, ActivationRun, FeatureScore, Latent, LinguisticFeature, RunStatus
+from apps.lingualens.progress import EXPLAINED, TRAINING_STEP
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +82,7 @@ def test_pages_state_the_wait_while_it_runs(researcher, client_for):
         assert "Queued: waiting for the batch worker." in page
         # The first SAE is finished on its own, long before the whole set.
         assert f"Layer {default_set.LAYERS[0]} ready to browse in about {state['next_minutes']} min." in page
-    assert state["next_minutes"] < 0.5 * state["minutes_left"]
+    assert state["next_minutes"] < 0.6 * state["minutes_left"]
     assert 'id="default-set-ready"' not in page
     zh = client.get("/lingualens/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "默认 SAE 集" in zh
@@ -102,7 +105,77 @@ def test_pages_state_the_wait_while_it_runs(researcher, client_for):
     assert 'id="default-set"' not in client.get("/lingualens/").content.decode()
 
 
+def test_an_explanation_runs_beside_the_next_sae():
+    """The wait counts each SAE's explanation beside the next SAE's training and scoring, one
+    explanation at a time."""
+    stage = default_set.Stage
+    plan = [stage("activations", 100, 0.0)]
+    for layer in (3, 6):
+        plan += [stage(f"train L{layer}", 30, 0.0), stage("statistics", 10, 0.0), stage("score", 20, 0.0)]
+        plan.append(stage(f"explain L{layer}", 40, 0.0))
+    total, ready = default_set.timeline(plan)
+    assert ready == [100 + 60 + 40, 100 + 60 + 60 + 40]  # the second explanation waits for its scoring
+    assert total == ready[-1] < sum(s.seconds for s in plan)
+    plan[4] = stage("explain L3", 90, 0.0)  # longer than the next SAE's three stages: the next waits
+    assert default_set.timeline(plan)[1] == [250, 250 + 40]
+    plan[1:4] = [stage(s.name, s.seconds, 1.0) for s in plan[1:4]]
+    plan[0] = stage("activations", 100, 1.0)
+    assert default_set.timeline(plan)[1] == [90, 90 + 40]
+
+
+@pytest.mark.django_db(transaction=True)  # the explanation's thread has its own connection
+def test_an_sae_is_explained_beside_the_next_ones_training(researcher, monkeypatch):
+    """The first SAE's explanation and the second's training wait for each other to start: run
+    one after the other, each would wait in vain. The chain's message shows both stages."""
+    job, _ = default_set.ensure_default_set()
+    ActivationRun.objects.filter(pk=job.params["run_id"]).update(status=RunStatus.COMPLETE)
+    first, second = default_set.LAYERS[:2]
+    explaining, training, explained = threading.Event(), threading.Event(), threading.Event()
+    order, shown = [], []
+
+    def train(sae, backend, report):
+        order.append(("train", sae.layer))
+        if sae.layer == second:
+            training.set()
+            assert explaining.wait(60), "the first SAE's explanation did not start beside this training"
+            assert explained.wait(60)
+            report(0.5, message(TRAINING_STEP, step=1, steps=2, mse="0.1"))
+            shown.append(Job.objects.get(pk=job.pk).progress_message)
+        SAE.objects.filter(pk=sae.pk).update(status=RunStatus.COMPLETE)
+
+    def score(sae, backend, report):
+        order.append(("score", sae.layer))
+        SAE.objects.filter(pk=sae.pk).update(scored=True)
+
+    def explain(sae, assistant, report):
+        order.append(("explain", sae.layer))
+        if sae.layer == first:
+            explaining.set()
+            assert training.wait(60), "the second SAE's training did not start beside this explanation"
+            report(0.5, message(EXPLAINED, done=1, total=2, latent=7, explanation="the word 吗"))
+            explained.set()
+        default_set._note(sae, explained=2)
+        return None
+
+    monkeypatch.setattr(default_set, "_train", train)
+    monkeypatch.setattr(default_set, "_score", score)
+    monkeypatch.setattr(default_set, "_explain", explain)
+    result = default_set.run_default_set(Job.objects.get(pk=job.pk), backend=object(), assistant=object())
+    assert result["saes"] == [sae.slug for sae in SAE.objects.filter(run_id=job.params["run_id"]).order_by("layer")]
+    # Training, scoring and explaining of each SAE, each once; the second SAE's training went
+    # on while the first was explained.
+    assert order[:2] == [("train", first), ("score", first)]
+    assert set(order[2:4]) == {("explain", first), ("train", second)}
+    expected = [(stage, layer) for layer in default_set.LAYERS for stage in ("train", "score", "explain")]
+    assert sorted(order) == sorted(expected)
+    assert shown[0].startswith("SAE step 1/2, normalized MSE 0.1; alongside: Explained 1/2: #7 the word 吗 · about "), (
+        shown
+    )
+    assert all(default_set.is_finished(sae) for sae in SAE.objects.filter(run_id=job.params["run_id"]))
+
+
 @pytest.mark.model
+@pytest.mark.django_db(transaction=True)  # the explanation's thread has its own connection: it must see commits
 def test_the_chain_runs_in_links_and_resumes_from_disk(
     researcher, lens_dir, gemma, assistant_server, monkeypatch, client_for
 ):
@@ -129,7 +202,7 @@ def test_the_chain_runs_in_links_and_resumes_from_disk(
     shard_dir.mkdir(parents=True)
     np.save(shard_dir / "00000_L2.npy", np.zeros((3, 640), np.float16))
 
-    stages = []  # (stage, layer) in the order the links ran them
+    stages = []  # (stage, layer) in the order the links started them
 
     def recorded(name, real):
         def call(sae, *args, **kwargs):
@@ -151,10 +224,13 @@ def test_the_chain_runs_in_links_and_resumes_from_disk(
         following = job.result.get("continued_in_job")
         job = Job.objects.get(pk=following) if following else None
     assert links > 5  # it did stop and resume
-    # One SAE is finished (trained, scored, explained) before the next starts training.
-    layers = [layer for _, layer in stages]
-    assert layers == sorted(layers)
-    assert {name for name, _ in stages} == {"train_sae", "score_sae", "explain_sae"}
+    assert {name for name, *_ in stages} == {"train_sae", "score_sae", "explain_sae"}
+    # Each SAE is trained, then scored, then explained (beside the next SAE's training: the
+    # test below); the next SAE is trained after this one is scored.
+    for layer in default_set.LAYERS:
+        mine = [name for name, at in stages if at == layer]
+        assert mine == sorted(mine, key=["train_sae", "score_sae", "explain_sae"].index), mine
+    assert stages.index(("train_sae", 4)) > max(i for i, stage in enumerate(stages) if stage == ("score_sae", 2))
 
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETE
