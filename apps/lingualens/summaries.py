@@ -1,7 +1,11 @@
 """Read-side summaries of LinguaLens scores for pages and the API: best latents per layer, the
-overview by language and dimension, and the cross-lingual view."""
+overview by language and dimension, the cross-lingual view, and an SAE's explanations."""
 
-from apps.lingualens.models import FeatureScore, LinguisticFeature
+import statistics
+
+from django.db.models import F
+
+from apps.lingualens.models import SAE, FeatureScore, LinguisticFeature
 
 
 def best_layers(feature: LinguisticFeature) -> list[dict]:
@@ -85,3 +89,21 @@ def cross_lingual_table(top: int = 5) -> list[dict]:
                 }
             )
     return table
+
+
+def explanations(sae: SAE) -> dict:
+    """The SAE's explained latents, best detection score first (not scored last), with the
+    median score against the median of the shuffled-explanation control."""
+    latents = list(sae.latents.exclude(explanation="").order_by(F("explanation_score").desc(nulls_last=True), "index"))
+    pairs = [
+        (latent.explanation_score, latent.explanation_detail["control"])
+        for latent in latents
+        if latent.explanation_score is not None and latent.explanation_detail.get("control") is not None
+    ]
+    return {
+        "latents": latents,
+        "median": statistics.median(own for own, _ in pairs) if pairs else None,
+        "control": statistics.median(control for _, control in pairs) if pairs else None,
+        "above": sum(1 for own, control in pairs if own > control),
+        "judged": len(pairs),
+    }

@@ -332,6 +332,7 @@ def sae_detail(request, slug: str):
             "explain_job": explain_job,
             "can_explain": services.explain_available(),
             "explained": sae.latents.exclude(explanation="").count(),
+            "explanations": summaries.explanations(sae),
             "metrics": sae.metrics,
             "dead": sae.latents.filter(density=0).count(),
             "busy": busy,

@@ -224,8 +224,23 @@ def test_explanation_shows_on_pages_and_is_searchable(client_for, researcher, st
     assert "another latent's explanation: 0.50" in page  # (a translation is not escaped: our own text)
     sae_page = client.get(f"/lingualens/saes/{stored_sae.slug}/").content.decode()
     assert "passive &lt;b&gt;voice" in sae_page
-    found = client.get("/lingualens/search/?q=auxiliaries").content.decode()
-    assert stored_sae.feature_id(3) in found
+    # The explanations panel lists every explained latent, best detection first, with its control.
+    Latent.objects.create(
+        sae=stored_sae, index=1, explanation="the word cat", explanation_score=0.6, explanation_detail={"control": 0.7}
+    )
+    Latent.objects.create(sae=stored_sae, index=2, explanation="the word dog")  # explained, not yet judged
+    page = client.get(f"/lingualens/saes/{stored_sae.slug}/").content.decode()
+    rows = page.split('id="explained-latents"')[1].split("</table>")[0].split("<tr>")[2:]
+    assert [row.split("</a>")[0].rsplit(">", 1)[1] for row in rows] == ["#3", "#1", "#2"]
+    assert "0.88" in rows[0]
+    assert "0.50" in rows[0]
+    assert "0.60" in rows[1]
+    assert "0.70" in rows[1]
+    assert "not judged yet" in rows[2]
+    summary = "Detection AUC median 0.74 against 0.60 for the control; the explanation beats its control for 1 of 2."
+    assert summary in page
+    zh = client.get(f"/lingualens/saes/{stored_sae.slug}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "检测 AUC 中位数 0.74，对照组为 0.60；2 条解释中有 1 条胜过其对照。" in zh
     # A dense latent gets no held-out silent snippets: its explanation says it is not scored.
     Latent.objects.filter(sae=stored_sae, index=3).update(
         explanation_score=None, explanation_detail={"firing": 0, "silent": 0, "judged": True}
