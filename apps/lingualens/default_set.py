@@ -30,7 +30,7 @@ from apps.jobs.models import Job, JobStatus
 from apps.jobs.progress_text import localize, made_from, message
 from apps.jobs.services import JobCancelled, JobFailed, create_job, fail_job
 from apps.lingualens import default_corpus
-from apps.lingualens.models import SAE, ActivationRun, Corpus, LinguisticFeature, RunStatus
+from apps.lingualens.models import SAE, ActivationRun, Corpus, FeatureScore, LinguisticFeature, RunStatus
 from apps.lingualens.progress import ALONGSIDE, TRAINING_STEP, WAIT_MARK, WITH_WAIT
 
 logger = logging.getLogger(__name__)
@@ -199,9 +199,29 @@ def stages(run: ActivationRun, saes: list[SAE]) -> list[Stage]:
         done = 1.0 if complete else sae.steps_done / steps
         found.append(Stage(f"train L{sae.layer}", steps * sae.batch_size / train_rate, done))
         found.append(Stage(f"statistics L{sae.layer}", STATS_SECONDS, 1.0 if complete else 0.0))
-        found.append(Stage(f"score L{sae.layer}", SCORE_SECONDS, 1.0 if sae.scored else 0.0))
-        found.append(Stage(f"explain L{sae.layer}", EXPLAIN_SECONDS, 1.0 if is_explained(sae) else 0.0))
+        found.append(Stage(f"score L{sae.layer}", SCORE_SECONDS, _scored_share(sae)))
+        found.append(Stage(f"explain L{sae.layer}", EXPLAIN_SECONDS, _explained_share(sae)))
     return found
+
+
+# Scores and explanations are saved one feature and one latent at a time: the pages' wait counts
+# what is saved (as the chain's own progress does), not only whole stages.
+def _scored_share(sae: SAE) -> float:
+    if sae.scored:
+        return 1.0
+    features = LinguisticFeature.objects.count()
+    return FeatureScore.objects.filter(sae=sae, rank=0).count() / features if features else 0.0
+
+
+def _explained_share(sae: SAE) -> float:
+    if is_explained(sae):
+        return 1.0
+    if not sae.scored:
+        return 0.0
+    latents = sae.latents.exclude(explanation="")
+    # As explain_latents reports: writing the explanations is the first 30%, judging them the rest.
+    written, judged = latents.count(), latents.filter(explanation_detail__has_key="judged").count()
+    return min(1.0, (0.3 * written + 0.7 * judged) / EXPLAIN_LATENTS)
 
 
 def is_explained(sae: SAE) -> bool:

@@ -101,6 +101,17 @@ def test_pages_state_the_wait_while_it_runs(researcher, client_for):
     assert f"Layer {second.layer} ready to browse in about" in page
     # Nothing was collected yet: the second SAE waits for the collection and its own four stages.
     assert default_set.status()["next_minutes"] == state["next_minutes"]
+    # Scores are saved a feature at a time: the wait counts those already saved.
+    SAE.objects.filter(pk=second.pk).update(status=RunStatus.COMPLETE)
+    ActivationRun.objects.filter(pk=job.params["run_id"]).update(status=RunStatus.COMPLETE)
+    before = default_set.status()["seconds_left"]
+    features = list(LinguisticFeature.objects.order_by("pk"))
+    half = features[: len(features) // 2]
+    FeatureScore.objects.bulk_create(
+        FeatureScore(sae=second, feature=f, latent_index=1, layer=second.layer, rank=0, ps=1, pn=1, frc=1) for f in half
+    )
+    saved = before - default_set.status()["seconds_left"]
+    assert saved == pytest.approx(default_set.SCORE_SECONDS * len(half) / len(features))
     Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
     assert 'id="default-set"' not in client.get("/lingualens/").content.decode()
 
