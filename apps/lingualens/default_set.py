@@ -254,10 +254,9 @@ def timeline(plan: list[Stage]) -> tuple[float, list[float]]:
     return max(clock, explained), ready
 
 
-def _next_ready(plan: list[Stage], saes: list[SAE]) -> tuple[int | None, float | None]:
-    """The layer of the next SAE to be finished and the seconds until it is; (None, None) when
-    every SAE is."""
-    _, ready = timeline(plan)
+def _next_ready(ready: list[float], saes: list[SAE]) -> tuple[int | None, float | None]:
+    """The layer of the next SAE to be finished and the seconds until it is (`ready`: the
+    timeline's seconds until each SAE is); (None, None) when every SAE is."""
     for number, sae in enumerate(saes):
         if not is_finished(sae):
             return sae.layer, ready[number]
@@ -280,8 +279,8 @@ def status() -> dict | None:
     except ActivationRun.DoesNotExist:
         return None
     plan = stages(run, saes)
-    seconds_left, _ = timeline(plan)
-    next_layer, next_seconds = _next_ready(plan, saes)
+    seconds_left, ready = timeline(plan)
+    next_layer, next_seconds = _next_ready(ready, saes)
     return {
         "job": job,
         "layers": [sae.layer for sae in saes],
@@ -327,7 +326,7 @@ class _Progress:
         self.job, self.plan, self.started = job, plan, started
         self.lock = threading.Lock()
         self.shares: dict[int, float] = {}  # stage index -> share done, as reported in this link
-        self.texts: dict[str, tuple[int, str]] = {}  # "main" or "beside" -> (stage index, message)
+        self.texts: dict[str, str] = {}  # "main" or "beside" -> its stage's last message
         self.whole, _ = timeline([Stage(stage.name, stage.seconds, 0.0) for stage in plan])
         self.halt = threading.Event()
 
@@ -343,13 +342,13 @@ class _Progress:
         def report(fraction: float, text: str) -> None:
             with self.lock:
                 self.shares[index] = max(self.shares.get(index, 0.0), fraction)
-                self.texts[lane] = (index, text)
+                self.texts[lane] = text
                 live = [
                     Stage(stage.name, stage.seconds, max(stage.done, self.shares.get(at, 0.0)))
                     for at, stage in enumerate(self.plan)
                 ]
                 left, _ = timeline(live)
-                shown = [self.texts[name][1] for name in ("main", "beside") if name in self.texts]
+                shown = [self.texts[name] for name in ("main", "beside") if name in self.texts]
                 step = shown[0] if len(shown) == 1 else message(ALONGSIDE, step=shown[0], other=shown[1])
                 report_progress(
                     self.job,

@@ -321,6 +321,7 @@ def sae_detail(request, slug: str):
     busy = any(job and not job.is_finished for job in (sae.job, score_job, explain_job))
     # A worker killed for good (the sweeper failed its job) leaves the SAE "running": offer resume.
     stalled = sae.status in (RunStatus.PENDING, RunStatus.RUNNING) and sae.job_stopped
+    explanations = summaries.explanations(sae)
     return render(
         request,
         "lingualens/sae.html",
@@ -331,8 +332,8 @@ def sae_detail(request, slug: str):
             "score_job": score_job,
             "explain_job": explain_job,
             "can_explain": services.explain_available(),
-            "explained": sae.latents.exclude(explanation="").count(),
-            "explanations": summaries.explanations(sae),
+            "explained": len(explanations["latents"]),
+            "explanations": explanations,
             "metrics": sae.metrics,
             "dead": sae.latents.filter(density=0).count(),
             "busy": busy,
