@@ -20,6 +20,19 @@ from apps.lingualens.progress import EXPLAINED, TRAINING_STEP
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def links_kept_here(monkeypatch):
+    """For tests that run the chain's links themselves and commit: the tasks the links queue are
+    recorded, not sent. Why: the session's live stack (tests/live.py) may have a real batch worker
+    on the test database, which would run the same links beside the test (and a whole default set
+    after it). Returns the (task name, job id) pairs that would have been sent."""
+    from config.celery import app as celery_app
+
+    sent = []
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args: sent.append((name, *args)))
+    return sent
+
+
 def test_corpus_is_over_a_million_tokens_of_both_languages():
     texts, counts = default_corpus.build_texts(default_set.CORPUS_TOKENS, ["A head text."])
     assert texts[0] == "A head text."
@@ -135,7 +148,7 @@ def test_an_explanation_runs_beside_the_next_sae():
 
 
 @pytest.mark.django_db(transaction=True)  # the explanation's thread has its own connection
-def test_an_sae_is_explained_beside_the_next_ones_training(researcher, monkeypatch):
+def test_an_sae_is_explained_beside_the_next_ones_training(researcher, monkeypatch, links_kept_here):
     """The first SAE's explanation and the second's training wait for each other to start: run
     one after the other, each would wait in vain. The chain's message shows both stages."""
     job, _ = default_set.ensure_default_set()
@@ -188,7 +201,7 @@ def test_an_sae_is_explained_beside_the_next_ones_training(researcher, monkeypat
 @pytest.mark.model
 @pytest.mark.django_db(transaction=True)  # the explanation's thread has its own connection: it must see commits
 def test_the_chain_runs_in_links_and_resumes_from_disk(
-    researcher, lens_dir, gemma, assistant_server, monkeypatch, client_for
+    researcher, lens_dir, gemma, assistant_server, monkeypatch, client_for, links_kept_here
 ):
     """A tiny set with links of zero seconds: every link stops at its first chance, so the set
     is finished by a dozen jobs, each resuming from what the last left on disk."""
@@ -225,16 +238,18 @@ def test_the_chain_runs_in_links_and_resumes_from_disk(
     for name in ("train_sae", "score_sae", "explain_sae"):
         monkeypatch.setattr(pipeline, name, recorded(name, getattr(pipeline, name)))
 
-    links = 0
+    links = []
     while job is not None:
-        links += 1
-        assert links < 40
+        links.append(job.pk)
+        assert len(links) < 40
         run_job(job.pk, lambda j: default_set.run_default_set(j, backend=gemma))
         job = Job.objects.get(pk=job.pk)
         assert job.status == JobStatus.SUCCEEDED, job.error
         following = job.result.get("continued_in_job")
         job = Job.objects.get(pk=following) if following else None
-    assert links > 5  # it did stop and resume
+    assert len(links) > 5  # it did stop and resume
+    # Each link queued the next once its own commit was made; the workers would have run them.
+    assert links_kept_here == [(default_set.KIND, pk) for pk in links]
     assert {name for name, *_ in stages} == {"train_sae", "score_sae", "explain_sae"}
     # Each SAE is trained, then scored, then explained (beside the next SAE's training: the
     # test below); the next SAE is trained after this one is scored.
