@@ -214,7 +214,7 @@ def _scored_share(sae: SAE) -> float:
 
 
 def _explained_share(sae: SAE) -> float:
-    if is_explained(sae):
+    if is_explained(sae) or not EXPLAIN_LATENTS:  # none to explain (the bench's --explain 0)
         return 1.0
     if not sae.scored:
         return 0.0

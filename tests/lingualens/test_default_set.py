@@ -129,6 +129,18 @@ def test_pages_state_the_wait_while_it_runs(researcher, client_for):
     assert 'id="default-set"' not in client.get("/lingualens/").content.decode()
 
 
+def test_a_set_without_explanations_counts_none_to_wait_for(researcher, monkeypatch):
+    """The bench's small sets may explain no latent: the wait has no explanation stage left
+    (it divided by zero)."""
+    monkeypatch.setattr(default_set, "EXPLAIN_LATENTS", 0)
+    job, _ = default_set.ensure_default_set()
+    run, saes = default_set.set_objects(job)
+    SAE.objects.filter(pk__in=[sae.pk for sae in saes]).update(scored=True)
+    run, saes = default_set.set_objects(job)
+    plan = default_set.stages(run, saes)
+    assert [stage.done for stage in plan if stage.name.startswith("explain")] == [1.0] * len(saes)
+
+
 def test_an_explanation_runs_beside_the_next_sae():
     """The wait counts each SAE's explanation beside the next SAE's training and scoring, one
     explanation at a time."""
