@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parents[2] / "var" / "screenshots"))
@@ -38,6 +39,11 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+    # Beside Playwright's event loop the test's ORM calls get their own connection (Django keeps
+    # connections per context), which pytest-django never closes: left open, dropping the test
+    # database at the end of the session fails ("being accessed by other users"). Closing it
+    # inside the test's transaction discards that transaction, as the rollback would.
+    connections.close_all()
 
 
 @pytest.fixture
