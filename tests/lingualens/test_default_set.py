@@ -134,8 +134,7 @@ def test_a_set_without_explanations_counts_none_to_wait_for(researcher, monkeypa
     (it divided by zero)."""
     monkeypatch.setattr(default_set, "EXPLAIN_LATENTS", 0)
     job, _ = default_set.ensure_default_set()
-    run, saes = default_set.set_objects(job)
-    SAE.objects.filter(pk__in=[sae.pk for sae in saes]).update(scored=True)
+    SAE.objects.filter(pk__in=job.params["sae_ids"]).update(scored=True)
     run, saes = default_set.set_objects(job)
     plan = default_set.stages(run, saes)
     assert [stage.done for stage in plan if stage.name.startswith("explain")] == [1.0] * len(saes)
@@ -260,7 +259,7 @@ def test_the_chain_runs_in_links_and_resumes_from_disk(
         following = job.result.get("continued_in_job")
         job = Job.objects.get(pk=following) if following else None
     assert len(links) > 5  # it did stop and resume
-    # Each link queued the next once its own commit was made; the workers would have run them.
+    # The first job and each link's successor were queued once, after their commits.
     assert links_kept_here == [(default_set.KIND, pk) for pk in links]
     assert {name for name, *_ in stages} == {"train_sae", "score_sae", "explain_sae"}
     # Each SAE is trained, then scored, then explained (beside the next SAE's training: the
